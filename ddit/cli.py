@@ -1,0 +1,89 @@
+"""Command line: ``python -m ddit generate|caption|ask|save-tiny ...`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "ddit-shapes"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ddit",
+        description="Dual Diffusion (D-DiT): generate images from text, caption images and answer questions "
+                    "about them with one diffusion transformer. Unset options use the model's own defaults.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default=str(DEFAULT_MODEL),
+                        help="pipeline folder (default: the bundled Shapes-World model)")
+    common.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    common.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    text = argparse.ArgumentParser(add_help=False)
+    text.add_argument("--sampler", choices=("ancestral", "confidence"), default=None,
+                      help="text sampler: the paper's ancestral one or confidence-based (default: the model's)")
+    text.add_argument("--max-length", type=int, default=None, help="length of the text slot in tokens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", parents=[common], help="text -> image",
+                         description="Generate an image from a prompt and save it.")
+    gen.add_argument("prompt", help='what to draw, e.g. "a large red circle at the top left"')
+    gen.add_argument("-o", "--output", default="out.png", help="where to save the image (default out.png)")
+    gen.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    gen.add_argument("--negative-prompt", default=None, help="what to steer away from")
+
+    cap = sub.add_parser("caption", parents=[common, text], help="image -> caption",
+                         description="Describe an image.")
+    cap.add_argument("image", help="path of the image")
+    cap.add_argument("--prompt", default=None, help="optional instruction before the caption")
+
+    ask = sub.add_parser("ask", parents=[common, text], help="image + question -> answer",
+                         description="Answer a question about an image.")
+    ask.add_argument("image", help="path of the image")
+    ask.add_argument("question", help='e.g. "what color is the circle?"')
+
+    tiny = sub.add_parser("save-tiny", help="save a tiny random pipeline (for trying the commands)",
+                          description="Save a tiny pipeline with random weights; its outputs are noise.")
+    tiny.add_argument("folder", help="where to save it")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code. Errors are printed as one line, not a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipeline import DualDiffusionPipeline
+
+    if args.command == "save-tiny":
+        from .testing import build_tiny_pipeline
+
+        build_tiny_pipeline().save_pretrained(args.folder)
+        print(f"saved a tiny random pipeline to {args.folder}")
+        return 0
+    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.command == "generate":
+        out = pipe(args.prompt, negative_prompt=args.negative_prompt, num_inference_steps=args.steps,
+                   guidance_scale=args.guidance, generator=generator)
+        out.images[0].save(args.output)
+        print(f"saved {args.output}")
+    elif args.command == "caption":
+        out = pipe.caption(args.image, prompt=args.prompt, num_inference_steps=args.steps,
+                           max_length=args.max_length, sampler=args.sampler, generator=generator)
+        print(out.text[0])
+    else:
+        out = pipe.answer(args.image, args.question, num_inference_steps=args.steps, max_length=args.max_length,
+                          sampler=args.sampler, generator=generator)
+        print(out.text[0])
+    return 0

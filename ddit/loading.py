@@ -1,0 +1,108 @@
+"""Opening pipeline folders: ours, the released D-DiT checkpoints, and SD3 pipelines to start from.
+
+The released folders name their transformer ``SD3JointModelFlexible`` from a module of the authors'
+(design.md §2), which diffusers cannot import; every folder's transformer is therefore loaded as
+:class:`DualDiffusionTransformer` and the other four components by the class ``model_index.json`` names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .text_layout import mask_token_id
+from .transformer import DualDiffusionTransformer
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
+MASK_EMBEDDING_NAMES = ("mask_embedding.safetensors", "mask_token_embedding.safetensors", "mask_embedding.pt",
+                        "mask_token_embedding.pt")
+
+
+def default_device_and_dtype() -> tuple[torch.device, torch.dtype]:
+    """CUDA with bf16 when present, else CPU with fp32."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), torch.bfloat16
+    return torch.device("cpu"), torch.float32
+
+
+def resolve_folder(path: str | Path) -> Path:
+    """A local pipeline folder, or a Hub id fetched with ``huggingface_hub`` (needs network)."""
+    folder = Path(path)
+    if folder.is_dir():
+        if not (folder / "model_index.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a pipeline folder: it has no model_index.json.")
+        return folder
+    if folder.exists() or str(path).count("/") != 1:
+        raise FileNotFoundError(f"Model folder not found: {path}")
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(path)))
+
+
+def _component_class(library: str, class_name: str):
+    """The class ``model_index.json`` names, e.g. ("transformers", "T5EncoderModel")."""
+    try:
+        return getattr(importlib.import_module(library), class_name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"Cannot import {library}.{class_name} named in model_index.json: {err}") from err
+
+
+def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: torch.dtype | None = None,
+                  device: str | torch.device | None = None, mask_embedding: str | Path | None = None,
+                  task_defaults: dict | None = None):
+    """Load a D-DiT pipeline folder (ours or the released layout) onto ``device`` in ``torch_dtype``.
+
+    Defaults: CUDA + bf16 when available, else CPU + fp32. ``mask_embedding`` is a file with a trained
+    mask-token embedding (one row) that replaces that row of the text encoder's input embeddings; a
+    file named like ``mask_embedding.safetensors`` in the folder is used when not given.
+    ``task_defaults`` overrides the saved sampling defaults.
+    """
+    folder = resolve_folder(pretrained_model_name_or_path)
+    index = json.loads((folder / "model_index.json").read_text())
+    missing = [name for name in COMPONENTS if name not in index]
+    if missing:
+        raise ValueError(f"{folder}/model_index.json lacks components: {', '.join(missing)}")
+    default_device, default_dtype = default_device_and_dtype()
+    device = torch.device(device) if device is not None else default_device
+    dtype = torch_dtype or (default_dtype if device.type == "cuda" else torch.float32)
+
+    parts = {"transformer": DualDiffusionTransformer.from_pretrained(folder / "transformer", torch_dtype=dtype)}
+    for name in COMPONENTS[1:]:
+        library, class_name = index[name]
+        component_cls = _component_class(library, class_name)
+        kwargs = {"torch_dtype": dtype} if name in ("vae", "text_encoder") else {}
+        parts[name] = component_cls.from_pretrained(folder / name, **kwargs)
+    _load_mask_embedding(parts["text_encoder"], parts["tokenizer"], folder, mask_embedding)
+    saved_defaults = {**(index.get("task_defaults") or {}), **(task_defaults or {})}
+    return cls(**parts, task_defaults=saved_defaults).to(device)
+
+
+def _load_mask_embedding(text_encoder, tokenizer, folder: Path, path: str | Path | None) -> None:
+    if path is None:
+        path = next((folder / n for n in MASK_EMBEDDING_NAMES if (folder / n).is_file()), None)
+        if path is None:
+            return
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Mask embedding file not found: {path}")
+    if path.suffix == ".safetensors":
+        tensors = load_file(path)
+        row = next(iter(tensors.values()))
+    else:
+        row = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(row, dict):
+            row = next(iter(row.values()))
+    table = text_encoder.get_input_embeddings().weight
+    row = row.reshape(-1)
+    if row.numel() != table.shape[1]:
+        raise ValueError(f"Mask embedding has {row.numel()} values, the text encoder's rows have {table.shape[1]}.")
+    with torch.no_grad():
+        table[mask_token_id(tokenizer)] = row.to(table.dtype)
+    logger.info("Loaded the mask-token embedding from %s", path)

@@ -1,0 +1,336 @@
+"""``DualDiffusionPipeline``: text-to-image, captioning and VQA with one D-DiT (diffusers-style).
+
+Each task has one step iterator (``iter_generate``, ``iter_caption``, ``iter_answer``) that yields the
+state after every denoising step; ``__call__``, ``caption``, ``answer``, the CLI and the app only
+consume them. Glossary: b - batch, c - latent channels, h, w - latent size, l - text tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import PIL.Image
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from . import loading
+from .flow_matching import classifier_free_guidance, predicted_clean
+from .image_inputs import load_image
+from .masked_diffusion import subs_log_probs
+from .task_defaults import TaskDefaults
+from .text_layout import TextBatch, decode_responses, end_token_id, layout, mask_token_id
+from .text_scheduler import SAMPLERS, MaskedDiffusionScheduler
+
+MAX_STEPS = 1000  # more steps than this is a typo, not a setting
+
+
+@dataclass
+class ImageStep:
+    """State after one T2I step: current ``latents`` and the predicted clean latents ``pred_clean`` (b, c, h, w)."""
+
+    step: int
+    num_steps: int
+    timestep: float
+    latents: torch.Tensor
+    pred_clean: torch.Tensor
+
+
+@dataclass
+class TextStep:
+    """State after one text step (all (b, l)): tokens, which are still masked, which were revealed now."""
+
+    step: int
+    num_steps: int
+    token_ids: torch.LongTensor
+    masked: torch.BoolTensor
+    revealed: torch.BoolTensor
+    response_mask: torch.BoolTensor
+    reused_prediction: bool  # True when nothing changed and the last forward pass was reused
+
+
+@dataclass
+class DualDiffusionImageOutput(BaseOutput):
+    images: list[PIL.Image.Image] | torch.Tensor
+
+
+@dataclass
+class DualDiffusionTextOutput(BaseOutput):
+    text: list[str]
+    token_ids: torch.LongTensor
+
+
+def _as_list(value, name: str) -> list:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise ValueError(f"`{name}` is an empty list.")
+    return items
+
+
+class DualDiffusionPipeline(DiffusionPipeline):
+    """One D-DiT for text-to-image, image captioning and visual question answering.
+
+    Components: ``transformer`` (:class:`DualDiffusionTransformer`), ``vae`` (``AutoencoderKL``),
+    ``text_encoder`` (a bidirectional transformers encoder), ``tokenizer`` (with a mask token), and
+    ``scheduler`` (``FlowMatchEulerDiscreteScheduler``). ``task_defaults`` (saved with the model) sets
+    what calling a task with no options does.
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+
+    def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler, task_defaults: dict | None = None):
+        super().__init__()
+        self.register_modules(
+            transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
+        )
+        self.defaults = TaskDefaults.from_dict(task_defaults)
+        self.register_to_config(task_defaults=self.defaults.to_dict())
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+        self.mask_token_id = mask_token_id(tokenizer)
+        self.end_token_id = end_token_id(tokenizer)
+        self._interrupt = False
+
+    from_pretrained = classmethod(loading.load_pipeline)
+
+    # ---------------------------------------------------------------- shared pieces
+    @property
+    def resolution(self) -> int:
+        """Default image side in pixels."""
+        return self.defaults.resolution or self.transformer.config.sample_size * self.vae_scale_factor
+
+    def interrupt(self) -> None:
+        """Ask a running step iterator to stop after the current step."""
+        self._interrupt = True
+
+    def encode_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Text-encoder states (b, l, d) for token ids (b, l); no attention mask (the encoder is bidirectional)."""
+        out = self.text_encoder(input_ids=input_ids.to(self._execution_device))
+        return out.last_hidden_state.to(self.transformer.dtype)
+
+    def encode_prompt(self, prompts: list[str], max_sequence_length: int) -> torch.Tensor:
+        """Encode T2I prompts, padded to ``max_sequence_length`` (b, l, d)."""
+        ids = self.tokenizer(prompts, padding="max_length", max_length=max_sequence_length, truncation=True,
+                             return_tensors="pt")["input_ids"]
+        return self.encode_tokens(ids)
+
+    def encode_image(self, images: list) -> torch.Tensor:
+        """Images (any of ``load_image``'s inputs) -> normalised VAE latents (b, c, h, w)."""
+        pil = [load_image(image) for image in images]
+        side = self.resolution
+        pixels = self.image_processor.preprocess(pil, height=side, width=side)
+        pixels = pixels.to(self._execution_device, self.vae.dtype)
+        z = self.vae.encode(pixels).latent_dist.mode()
+        return self._normalise(z).to(self.transformer.dtype)
+
+    def _normalise(self, z: torch.Tensor) -> torch.Tensor:
+        shift = self.vae.config.shift_factor or 0.0
+        return (z - shift) * self.vae.config.scaling_factor  # latents = (z - shift) * scale
+
+    def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):
+        """Normalised latents -> images (``"pil"``, ``"np"`` or ``"pt"``; ``"latent"`` returns them as is)."""
+        if output_type == "latent":
+            return latents
+        z = latents / self.vae.config.scaling_factor + (self.vae.config.shift_factor or 0.0)
+        pixels = self.vae.decode(z.to(self.vae.dtype)).sample
+        return self.image_processor.postprocess(pixels, output_type=output_type)
+
+    # ---------------------------------------------------------------- text-to-image
+    def check_inputs(self, prompt, num_inference_steps: int, guidance_scale: float, height: int, width: int) -> None:
+        """Raise ``ValueError`` for T2I inputs that cannot give a meaningful result."""
+        prompts = _as_list(prompt, "prompt")
+        if not all(isinstance(p, str) for p in prompts):
+            raise ValueError("`prompt` must be a string or a list of strings.")
+        if not all(p.strip() for p in prompts):
+            raise ValueError("`prompt` is empty; describe the image you want.")
+        _check_steps(num_inference_steps)
+        if not math.isfinite(guidance_scale):
+            raise ValueError(f"`guidance_scale` must be finite, got {guidance_scale}.")
+        multiple = self.vae_scale_factor * self.transformer.config.patch_size
+        for name, side in (("height", height), ("width", width)):
+            if side < multiple or side % multiple:
+                raise ValueError(f"`{name}` must be a positive multiple of {multiple}, got {side}.")
+        max_side = self.transformer.config.pos_embed_max_size * self.vae_scale_factor
+        if max(height, width) > max_side:
+            raise ValueError(f"`height`/`width` can be at most {max_side} for this model.")
+
+    def iter_generate(
+        self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
+        num_inference_steps: int | None = None, guidance_scale: float | None = None, height: int | None = None,
+        width: int | None = None, generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+        callback_on_step_end: Callable | None = None, callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
+    ) -> Iterator[ImageStep]:
+        """Validate the inputs now and return an iterator of :class:`ImageStep`, one per Euler step.
+
+        ``callback_on_step_end(pipe, i, t, {"latents": ...})`` may return ``{"latents": new}`` to replace them.
+        """
+        d = self.defaults
+        steps = d.image_steps if num_inference_steps is None else num_inference_steps
+        scale = d.guidance_scale if guidance_scale is None else guidance_scale
+        height, width = height or self.resolution, width or self.resolution
+        self.check_inputs(prompt, steps, scale, height, width)
+        prompts = _as_list(prompt, "prompt")
+        negatives = _as_list(negative_prompt if negative_prompt is not None else "", "negative_prompt")
+        if len(negatives) == 1:
+            negatives = negatives * len(prompts)
+        if len(negatives) != len(prompts) or not all(isinstance(n, str) for n in negatives):
+            raise ValueError("`negative_prompt` must be one string or one string per prompt.")
+        unknown = set(callback_on_step_end_tensor_inputs) - {"latents", "pred_clean"}
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs may name latents and pred_clean, not {unknown}.")
+        shape = (len(prompts), self.transformer.config.in_channels, height // self.vae_scale_factor,
+                 width // self.vae_scale_factor)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=torch.float32)
+        return self._image_loop(prompts, negatives, steps, scale, latents, callback_on_step_end,
+                                tuple(callback_on_step_end_tensor_inputs))
+
+    @torch.no_grad()
+    def _image_loop(self, prompts, negatives, steps, scale, latents, callback, callback_inputs) -> Iterator[ImageStep]:
+        use_cfg = scale != 1.0  # cond and uncond share one batch: (uncond | cond)
+        context = self.encode_prompt(negatives + prompts if use_cfg else prompts, self.defaults.max_sequence_length)
+        self.scheduler.set_timesteps(steps, device=self._execution_device)
+        self._interrupt = False
+        for i, t in enumerate(self.scheduler.timesteps):
+            if self._interrupt:
+                break
+            model_in = torch.cat([latents, latents]) if use_cfg else latents
+            v = self.transformer(model_in.to(self.transformer.dtype), context, t.expand(model_in.shape[0]),
+                                 return_logits=False).sample.float()
+            if use_cfg:
+                v = classifier_free_guidance(*v.chunk(2), scale)
+            pred = predicted_clean(latents, v, self.scheduler.sigmas[i])
+            latents = self.scheduler.step(v, t, latents).prev_sample
+            if callback is not None:
+                given = {"latents": latents, "pred_clean": pred}
+                returned = callback(self, i, t, {k: given[k] for k in callback_inputs})
+                latents = (returned or {}).get("latents", latents)
+            yield ImageStep(step=i, num_steps=steps, timestep=float(t), latents=latents, pred_clean=pred)
+
+    def __call__(
+        self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
+        num_inference_steps: int | None = None, guidance_scale: float | None = None, height: int | None = None,
+        width: int | None = None, generator: torch.Generator | None = None, output_type: str = "pil",
+        callback_on_step_end: Callable | None = None, callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
+        return_dict: bool = True,
+    ) -> DualDiffusionImageOutput | tuple:
+        """Generate images from text. Unset options take the model's ``task_defaults``."""
+        state = None
+        iterator = self.iter_generate(prompt, negative_prompt, num_inference_steps, guidance_scale, height, width,
+                                      generator, None, callback_on_step_end, callback_on_step_end_tensor_inputs)
+        with self.progress_bar(total=num_inference_steps or self.defaults.image_steps) as bar:
+            for state in iterator:
+                bar.update()
+        if state is None:
+            raise RuntimeError("Sampling was interrupted before the first step.")
+        with torch.no_grad():
+            images = self.decode_latents(state.latents, output_type)
+        return DualDiffusionImageOutput(images=images) if return_dict else (images,)
+
+    # ---------------------------------------------------------------- image-to-text
+    def iter_text(
+        self, image, prompt: str | list[str], num_inference_steps: int, max_length: int, sampler: str,
+        generator: torch.Generator | None = None, confidence_threshold: float | None = None,
+    ) -> Iterator[TextStep]:
+        """Validate now; return an iterator of :class:`TextStep` that in-fills a response slot after each prompt.
+
+        ``image`` is one image, a list (one per prompt, or one for all), or None (the null image).
+        """
+        prompts = _as_list(prompt, "prompt")
+        if not all(isinstance(p, str) for p in prompts):
+            raise ValueError("`prompt` must be a string or a list of strings.")
+        _check_steps(num_inference_steps)
+        if sampler not in SAMPLERS:
+            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+        if not isinstance(max_length, int) or not 1 <= max_length <= 4096:
+            raise ValueError(f"`max_length` must be an integer between 1 and 4096, got {max_length!r}.")
+        images = None
+        if image is not None:
+            images = [load_image(i) for i in _as_list(image, "image")]
+            if len(images) not in (1, len(prompts)):
+                raise ValueError(f"Got {len(images)} images for {len(prompts)} prompts.")
+        batch = layout(self.tokenizer, prompts, max_length, max_prompt_length=self.defaults.max_prompt_length)
+        return self._text_loop(batch, images, num_inference_steps, sampler, generator, confidence_threshold)
+
+    @torch.no_grad()
+    def _text_loop(self, batch: TextBatch, images, steps: int, sampler: str, generator, threshold) -> Iterator[TextStep]:
+        latents = None if images is None else self.encode_image(images).expand(batch.input_ids.shape[0], -1, -1, -1)
+        scheduler = MaskedDiffusionScheduler(sampler=sampler, confidence_threshold=threshold)
+        scheduler.set_timesteps(steps)
+        device = self._execution_device
+        x = batch.input_ids.to(device)
+        response_mask = batch.response_mask.to(device)
+        zero = torch.zeros(x.shape[0], device=device)
+        log_probs, changed = None, True
+        self._interrupt = False
+        for i in range(steps):
+            if self._interrupt:
+                break
+            reused = not changed  # "ddpm_cache": nothing changed, so p(x0 | x_t) is the same
+            if not reused:
+                logits = self.transformer(latents, self.encode_tokens(x), zero, mask_token_id=self.mask_token_id).logits
+                log_probs = subs_log_probs(logits, x, self.mask_token_id)
+            out = scheduler.step(log_probs, i, x, self.mask_token_id, generator)
+            x, changed = out.prev_sample, bool(out.revealed.any())
+            yield TextStep(step=i, num_steps=steps, token_ids=x, masked=x == self.mask_token_id,
+                           revealed=out.revealed, response_mask=response_mask, reused_prediction=reused)
+
+    def decode_text(self, state: TextStep) -> list[str]:
+        """Response text of each row of a text state, cut at the first EOS/PAD."""
+        return decode_responses(self.tokenizer, state.token_ids.cpu(), state.response_mask.cpu())
+
+    def iter_caption(self, image, prompt: str | list[str] | None = None, num_inference_steps: int | None = None,
+                     max_length: int | None = None, sampler: str | None = None,
+                     generator: torch.Generator | None = None) -> Iterator[TextStep]:
+        """Step iterator for captioning; ``prompt`` is an optional instruction (default: the model's)."""
+        d = self.defaults
+        images = _as_list(image, "image")
+        prompts = _as_list(prompt if prompt is not None else d.caption_prompt, "prompt")
+        if len(prompts) == 1:
+            prompts = prompts * len(images)
+        return self.iter_text(images, prompts, num_inference_steps or d.caption_steps, max_length or d.caption_length,
+                              sampler or d.caption_sampler, generator, d.confidence_threshold)
+
+    def iter_answer(self, image, question: str | list[str], num_inference_steps: int | None = None,
+                    max_length: int | None = None, sampler: str | None = None,
+                    generator: torch.Generator | None = None) -> Iterator[TextStep]:
+        """Step iterator for VQA: the question, in the model's template, stays fixed; the answer is in-filled."""
+        d = self.defaults
+        questions = _as_list(question, "question")
+        if not all(isinstance(q, str) and q.strip() for q in questions):
+            raise ValueError("`question` is empty; ask something about the image.")
+        prompts = [d.question_template.format(question=q.strip()) for q in questions]
+        return self.iter_text(image, prompts, num_inference_steps or d.answer_steps, max_length or d.answer_length,
+                              sampler or d.answer_sampler, generator, d.confidence_threshold)
+
+    def _run_text(self, iterator: Iterator[TextStep], total: int) -> DualDiffusionTextOutput:
+        state = None
+        with self.progress_bar(total=total) as bar:
+            for state in iterator:
+                bar.update()
+        if state is None:
+            raise RuntimeError("Sampling was interrupted before the first step.")
+        return DualDiffusionTextOutput(text=self.decode_text(state), token_ids=state.token_ids)
+
+    def caption(self, image, prompt: str | list[str] | None = None, num_inference_steps: int | None = None,
+                max_length: int | None = None, sampler: str | None = None,
+                generator: torch.Generator | None = None) -> DualDiffusionTextOutput:
+        """Describe one image or a list of images. Unset options take the model's ``task_defaults``."""
+        iterator = self.iter_caption(image, prompt, num_inference_steps, max_length, sampler, generator)
+        return self._run_text(iterator, num_inference_steps or self.defaults.caption_steps)
+
+    def answer(self, image, question: str | list[str], num_inference_steps: int | None = None,
+               max_length: int | None = None, sampler: str | None = None,
+               generator: torch.Generator | None = None) -> DualDiffusionTextOutput:
+        """Answer question(s) about image(s). Unset options take the model's ``task_defaults``."""
+        iterator = self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator)
+        return self._run_text(iterator, num_inference_steps or self.defaults.answer_steps)
+
+
+def _check_steps(steps: int) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"`num_inference_steps` must be an integer between 1 and {MAX_STEPS}, got {steps!r}.")

@@ -1,0 +1,51 @@
+"""Per-model sampling defaults, stored with the model (``model_index.json`` -> ``task_defaults``).
+
+Calling a task with no options uses these, so a model folder carries the settings that work best
+for it. The class defaults are those of the released D-DiT checkpoints (design.md §2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskDefaults:
+    """Sampling settings of one model, for the three tasks."""
+
+    # text-to-image
+    image_steps: int = 28  # Euler steps, SD3's default
+    guidance_scale: float = 7.0
+    resolution: int | None = None  # None: transformer sample_size * VAE factor
+    max_sequence_length: int = 256  # prompt tokens given to the text encoder
+    # captioning
+    caption_prompt: str = ""  # the base checkpoint captions with no instruction
+    caption_steps: int = 128
+    caption_length: int = 256
+    caption_sampler: str = "ancestral"
+    # visual question answering
+    question_template: str = "Q: {question} A: "  # the SFT checkpoint's format
+    answer_steps: int = 32
+    answer_length: int = 128
+    answer_sampler: str = "ancestral"
+    # shared by both text tasks
+    max_prompt_length: int = 256  # longer questions are truncated with a warning
+    confidence_threshold: float | None = None  # confidence sampler: also reveal every token above it
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "TaskDefaults":
+        """Build from a saved dict, ignoring (with a warning) keys this version does not know."""
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            logger.warning("Ignoring unknown task defaults: %s", ", ".join(unknown))
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict:
+        """Plain dict for ``model_index.json``."""
+        return dataclasses.asdict(self)
