@@ -169,9 +169,8 @@ class DualDiffusionPipeline(DiffusionPipeline):
         ``callback_on_step_end(pipe, i, t, {"latents": ...})`` may return ``{"latents": new}`` to replace them.
         """
         d = self.defaults
-        steps = d.image_steps if num_inference_steps is None else num_inference_steps
-        scale = d.guidance_scale if guidance_scale is None else guidance_scale
-        height, width = height or self.resolution, width or self.resolution
+        steps, scale = _pick(num_inference_steps, d.image_steps), _pick(guidance_scale, d.guidance_scale)
+        height, width = _pick(height, self.resolution), _pick(width, self.resolution)
         self.check_inputs(prompt, steps, scale, height, width)
         prompts = _as_list(prompt, "prompt")
         negatives = _as_list(negative_prompt if negative_prompt is not None else "", "negative_prompt")
@@ -222,7 +221,7 @@ class DualDiffusionPipeline(DiffusionPipeline):
         state = None
         iterator = self.iter_generate(prompt, negative_prompt, num_inference_steps, guidance_scale, height, width,
                                       generator, None, callback_on_step_end, callback_on_step_end_tensor_inputs)
-        with self.progress_bar(total=num_inference_steps or self.defaults.image_steps) as bar:
+        with self.progress_bar(total=_pick(num_inference_steps, self.defaults.image_steps)) as bar:
             for state in iterator:
                 bar.update()
         if state is None:
@@ -292,8 +291,9 @@ class DualDiffusionPipeline(DiffusionPipeline):
         prompts = _as_list(prompt if prompt is not None else d.caption_prompt, "prompt")
         if len(prompts) == 1:
             prompts = prompts * len(images)
-        return self.iter_text(images, prompts, num_inference_steps or d.caption_steps, max_length or d.caption_length,
-                              sampler or d.caption_sampler, generator, d.confidence_threshold)
+        return self.iter_text(images, prompts, _pick(num_inference_steps, d.caption_steps),
+                              _pick(max_length, d.caption_length), _pick(sampler, d.caption_sampler), generator,
+                              d.confidence_threshold)
 
     def iter_answer(self, image, question: str | list[str], num_inference_steps: int | None = None,
                     max_length: int | None = None, sampler: str | None = None,
@@ -304,8 +304,9 @@ class DualDiffusionPipeline(DiffusionPipeline):
         if not all(isinstance(q, str) and q.strip() for q in questions):
             raise ValueError("`question` is empty; ask something about the image.")
         prompts = [d.question_template.format(question=q.strip()) for q in questions]
-        return self.iter_text(image, prompts, num_inference_steps or d.answer_steps, max_length or d.answer_length,
-                              sampler or d.answer_sampler, generator, d.confidence_threshold)
+        return self.iter_text(image, prompts, _pick(num_inference_steps, d.answer_steps),
+                              _pick(max_length, d.answer_length), _pick(sampler, d.answer_sampler), generator,
+                              d.confidence_threshold)
 
     def _run_text(self, iterator: Iterator[TextStep], total: int) -> DualDiffusionTextOutput:
         state = None
@@ -321,14 +322,19 @@ class DualDiffusionPipeline(DiffusionPipeline):
                 generator: torch.Generator | None = None) -> DualDiffusionTextOutput:
         """Describe one image or a list of images. Unset options take the model's ``task_defaults``."""
         iterator = self.iter_caption(image, prompt, num_inference_steps, max_length, sampler, generator)
-        return self._run_text(iterator, num_inference_steps or self.defaults.caption_steps)
+        return self._run_text(iterator, _pick(num_inference_steps, self.defaults.caption_steps))
 
     def answer(self, image, question: str | list[str], num_inference_steps: int | None = None,
                max_length: int | None = None, sampler: str | None = None,
                generator: torch.Generator | None = None) -> DualDiffusionTextOutput:
         """Answer question(s) about image(s). Unset options take the model's ``task_defaults``."""
         iterator = self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator)
-        return self._run_text(iterator, num_inference_steps or self.defaults.answer_steps)
+        return self._run_text(iterator, _pick(num_inference_steps, self.defaults.answer_steps))
+
+
+def _pick(value, default):
+    """The caller's value unless it is None (0 and "" are values, and get checked)."""
+    return default if value is None else value
 
 
 def _check_steps(steps: int) -> None:

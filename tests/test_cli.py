@@ -1,0 +1,37 @@
+import subprocess
+import sys
+
+import PIL.Image
+import pytest
+
+from ddit.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    assert main(["save-tiny", str(folder)]) == 0
+    return folder
+
+
+def test_cli_end_to_end(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert main(["generate", "a red circle", "--model", str(tiny_folder), "-o", str(out), "--steps", "2"]) == 0
+    assert PIL.Image.open(out).size == (16, 16)
+    assert main(["caption", str(out), "--model", str(tiny_folder), "--sampler", "confidence"]) == 0
+    assert main(["ask", str(out), "what color is the circle?", "--model", str(tiny_folder), "--seed", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("saved") and len(lines) == 3
+
+
+def test_cli_errors_are_one_line(tiny_folder, tmp_path, capsys):
+    assert main(["caption", str(tmp_path / "missing.png"), "--model", str(tiny_folder)]) == 2
+    assert main(["generate", "", "--model", str(tiny_folder)]) == 2
+    assert main(["generate", "a", "--model", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "empty" in err and "Traceback" not in err
+
+
+def test_python_m_ddit_help():
+    result = subprocess.run([sys.executable, "-m", "ddit", "--help"], capture_output=True, text=True, check=True)
+    assert "generate" in result.stdout and "caption" in result.stdout and "ask" in result.stdout

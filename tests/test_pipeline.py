@@ -1,0 +1,142 @@
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from ddit import DualDiffusionPipeline
+from ddit.flow_matching import classifier_free_guidance
+
+from conftest import gen
+
+
+def test_generate_shapes_and_determinism(pipe):
+    a = pipe(["a red circle", "a blue square"], num_inference_steps=3, generator=gen(0), output_type="np").images
+    b = pipe(["a red circle", "a blue square"], num_inference_steps=3, generator=gen(0), output_type="np").images
+    assert a.shape == (2, 16, 16, 3)
+    np.testing.assert_array_equal(a, b)
+    c = pipe(["a red circle", "a blue square"], num_inference_steps=3, generator=gen(1), output_type="np").images
+    assert not np.array_equal(a, c)
+
+
+def test_cfg_batched_equals_two_separate_calls(pipe):
+    steps, scale = 3, 3.0
+    latents = torch.randn(1, 4, 8, 8, generator=gen(5))
+    batched = list(pipe.iter_generate("a red circle", num_inference_steps=steps, guidance_scale=scale,
+                                      latents=latents.clone()))[-1].latents
+    cond = pipe.encode_prompt(["a red circle"], pipe.defaults.max_sequence_length)
+    uncond = pipe.encode_prompt([""], pipe.defaults.max_sequence_length)
+    pipe.scheduler.set_timesteps(steps)
+    x = latents.clone()
+    with torch.no_grad():
+        for t in pipe.scheduler.timesteps:
+            v_c = pipe.transformer(x, cond, t.reshape(1), return_logits=False).sample
+            v_u = pipe.transformer(x, uncond, t.reshape(1), return_logits=False).sample
+            x = pipe.scheduler.step(classifier_free_guidance(v_u, v_c, scale), t, x).prev_sample
+    torch.testing.assert_close(batched, x, rtol=1e-5, atol=1e-5)
+
+
+def test_step_iterator_and_callback(pipe):
+    seen = []
+
+    def callback(p, i, t, tensors):
+        seen.append(i)
+        return {"latents": tensors["latents"] * 0}
+
+    states = list(pipe.iter_generate("a red circle", num_inference_steps=4, generator=gen(0),
+                                     callback_on_step_end=callback))
+    assert [s.step for s in states] == [0, 1, 2, 3] == seen
+    assert states[0].pred_clean.shape == (1, 4, 8, 8)
+    assert torch.count_nonzero(states[-1].latents) == 0
+
+
+def test_interrupt_stops_sampling(pipe):
+    states = []
+    for state in pipe.iter_generate("a red circle", num_inference_steps=5, generator=gen(0)):
+        states.append(state)
+        pipe.interrupt()
+    assert len(states) == 1
+
+
+def test_caption_and_answer_batched(pipe, image):
+    caps = pipe.caption([image, image.rotate(90)], generator=gen(0)).text
+    assert len(caps) == 2 and all(isinstance(c, str) for c in caps)
+    answers = pipe.answer(image, ["what color is the circle?", "how many?"], generator=gen(0))
+    assert len(answers.text) == 2
+    assert (answers.token_ids != pipe.mask_token_id).all()
+
+
+def test_defaults_come_from_the_model(pipe, image):
+    states = list(pipe.iter_answer(image, "how many?"))
+    assert len(states) == pipe.defaults.answer_steps == 3
+    prompt_len = int((~states[0].response_mask[0]).sum())
+    assert states[0].response_mask.shape[1] == prompt_len + pipe.defaults.answer_length
+    assert len(list(pipe.iter_generate("a red circle"))) == pipe.defaults.image_steps
+
+
+def test_save_load_round_trip(pipe, image, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    loaded = DualDiffusionPipeline.from_pretrained(tmp_path, device="cpu")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.defaults == pipe.defaults
+    a = pipe("a red circle", generator=gen(0), output_type="np").images
+    b = loaded("a red circle", generator=gen(0), output_type="np").images
+    np.testing.assert_array_equal(a, b)
+    assert pipe.caption(image, generator=gen(2)).text == loaded.caption(image, generator=gen(2)).text
+    assert torch.equal(pipe.answer(image, "how many?", generator=gen(3)).token_ids,
+                       loaded.answer(image, "how many?", generator=gen(3)).token_ids)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(prompt=""), "empty"),
+    (dict(prompt=[]), "empty list"),
+    (dict(prompt="a", num_inference_steps=0), "between 1 and"),
+    (dict(prompt="a", num_inference_steps=10**6), "between 1 and"),
+    (dict(prompt="a", guidance_scale=float("nan")), "finite"),
+    (dict(prompt="a", height=15), "multiple of 4"),
+    (dict(prompt="a", width=64), "at most"),
+    (dict(prompt="a", negative_prompt=["x", "y"]), "negative_prompt"),
+])
+def test_generate_input_checks(pipe, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pipe.iter_generate(**kwargs)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "1", "I;16"])
+def test_odd_image_modes_are_converted(pipe, mode):
+    image = PIL.Image.new("RGB", (37, 23), (200, 30, 30)).convert(mode)
+    assert len(pipe.caption(image, generator=gen(0)).text) == 1
+
+
+def test_tiny_huge_and_bad_images(pipe, tmp_path):
+    assert pipe.answer(PIL.Image.new("RGB", (1, 1)), "how many?").text
+    assert pipe.answer(PIL.Image.new("RGB", (5000, 300)), "how many?").text
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"hello")
+    with pytest.raises(ValueError, match="as an image"):
+        pipe.caption(str(bad))
+    with pytest.raises(ValueError, match="not found"):
+        pipe.caption(str(tmp_path / "missing.png"))
+    with pytest.raises(ValueError, match="Expected a PIL image"):
+        pipe.caption(None)
+
+
+def test_text_input_checks(pipe, image, caplog):
+    with pytest.raises(ValueError, match="empty"):
+        pipe.answer(image, "  ")
+    with pytest.raises(ValueError, match="sampler"):
+        pipe.caption(image, sampler="beam")
+    with pytest.raises(ValueError, match="max_length"):
+        pipe.caption(image, max_length=0)
+    with pytest.raises(ValueError, match="2 images for 3"):
+        pipe.answer([image, image], ["a?", "b?", "c?"])
+    long_question = " ".join(["what"] * 40) + "?"
+    states = list(pipe.iter_answer(image, long_question))
+    assert "truncated" in caplog.text
+    assert int((~states[0].response_mask[0]).sum()) == pipe.defaults.max_prompt_length
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        DualDiffusionPipeline.from_pretrained(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        DualDiffusionPipeline.from_pretrained(tmp_path)
