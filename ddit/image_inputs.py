@@ -41,7 +41,7 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
         logger.warning("Image of %dx%d shrunk to at most %d px per side.", *image.size, MAX_SIDE)
         image = image.copy()
         image.thumbnail((MAX_SIDE, MAX_SIDE))
-    return _to_rgb(image)
+    return to_rgb(image)
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -54,15 +54,22 @@ def _from_array(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
+WHITE = (255, 255, 255)  # the Shapes-World background
+
+
+def to_rgb(image: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.Image:
+    """Any PIL mode to RGB: transparency (RGBA, LA, P/L/RGB with a transparent colour) is
+    composited on ``background``; 16-bit grey is rescaled (PIL's convert would clip it at 255);
+    L, 1, P, CMYK, YCbCr use PIL's conversion. An RGB image is returned as is."""
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        scale = 65535.0 if array.max() > 255 else 255.0
-        image = Image.fromarray((np.clip(array / scale, 0, 1) * 255).astype(np.uint8))
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        grey = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or grey.max() > 255:
+            grey = grey / 257.0  # 0..65535 -> 0..255
+        image = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
     return image.convert("RGB")

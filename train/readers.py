@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
 from PIL import Image, ImageOps
+
+from ddit.image_inputs import WHITE, to_rgb  # noqa: F401  (re-exported: readers hand out RGB images)
 
 logger = logging.getLogger(__name__)
 
 SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
 IMAGE_PLACEHOLDER = "<image>"
-WHITE = (255, 255, 255)
 _EXIF_ORIENTATION = 0x0112
 _KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # webdataset: key = path up to the first dot
 _BRACE = re.compile(r"\{([^{}]*)\}")
@@ -95,24 +95,6 @@ class Reader:
 
 
 # ----------------------------------------------------------------------------- images
-def to_rgb(image: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.Image:
-    """Any PIL mode to RGB: transparency (RGBA, LA, P/L/RGB with a transparent colour) is
-    composited on `background`; 16-bit grey is rescaled (PIL's convert would clip it at 255);
-    L, 1, P, CMYK, YCbCr use PIL's conversion. An RGB image is returned as is."""
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (*background, 255))
-        return Image.alpha_composite(canvas, rgba).convert("RGB")
-    if image.mode == "RGB":
-        return image
-    if image.mode.startswith("I"):
-        grey = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or grey.max() > 255:
-            grey = grey / 257.0  # 0..65535 -> 0..255
-        image = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
-    return image.convert("RGB")
-
-
 def _open_image(source: Path | bytes) -> Image.Image:
     """Decode fully, here, so that a corrupt file fails inside the caller's try, then to RGB."""
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
