@@ -8,6 +8,7 @@ and the two sampling-time formulas the pipeline needs (guidance and the predicte
 from __future__ import annotations
 
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 
 
 def logit_normal_timesteps(
@@ -15,7 +16,7 @@ def logit_normal_timesteps(
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """t = sigmoid(n), n ~ N(mean, std^2): SD3's logit-normal training timesteps, shape (b,)."""
-    n = torch.randn(batch_size, generator=generator, device=device) * std + mean
+    n = randn_tensor((batch_size,), generator=generator, device=torch.device(device)) * std + mean
     return torch.sigmoid(n)
 
 

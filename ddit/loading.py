@@ -106,3 +106,29 @@ def _load_mask_embedding(text_encoder, tokenizer, folder: Path, path: str | Path
     with torch.no_grad():
         table[mask_token_id(tokenizer)] = row.to(table.dtype)
     logger.info("Loaded the mask-token embedding from %s", path)
+
+
+def load_sd3_components(pretrained_model_name_or_path: str | Path, torch_dtype: torch.dtype = torch.float32) -> dict:
+    """Components for a new D-DiT from a diffusers SD3 pipeline folder (paper stage 1).
+
+    The transformer is built by :meth:`DualDiffusionTransformer.from_sd3` (copying every shared weight and
+    printing the report); SD3's T5 (``text_encoder_3``/``tokenizer_3``, pad = EOS as in the released D-DiT),
+    VAE and scheduler are reused; SD3's two CLIP encoders are not needed.
+    """
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from transformers import T5EncoderModel, T5TokenizerFast
+
+    folder = resolve_folder(pretrained_model_name_or_path)
+    text_encoder = T5EncoderModel.from_pretrained(folder / "text_encoder_3", torch_dtype=torch_dtype)
+    tokenizer = T5TokenizerFast.from_pretrained(folder / "tokenizer_3")
+    tokenizer.pad_token = tokenizer.eos_token
+    sd3 = SD3Transformer2DModel.from_pretrained(folder / "transformer", torch_dtype=torch_dtype)
+    transformer, _ = DualDiffusionTransformer.from_sd3(sd3, vocab_size=text_encoder.config.vocab_size,
+                                                       mask_token_id=mask_token_id(tokenizer))
+    return {
+        "transformer": transformer.to(torch_dtype),
+        "vae": AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch_dtype),
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler"),
+    }

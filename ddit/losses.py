@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 
 from .flow_matching import flow_matching_loss, interpolate, logit_normal_timesteps
 from .masked_diffusion import LogLinearNoise, antithetic_timesteps, nelbo_loss, q_xt, subs_log_probs
@@ -28,7 +29,7 @@ def image_loss(
 ) -> torch.Tensor:
     """Flow-matching loss on noisy latents given the clean prompt (eq. 3)."""
     t = logit_normal_timesteps(latents.shape[0], logit_mean, logit_std, generator, latents.device)
-    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
     x_t = interpolate(latents, noise, t)
     v = transformer(x_t, encode(prompt_ids), t * 1000, return_logits=False).sample  # scheduler units
     return flow_matching_loss(v, latents, noise)

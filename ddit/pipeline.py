@@ -124,12 +124,7 @@ class DualDiffusionPipeline(DiffusionPipeline):
         side = self.resolution
         pixels = self.image_processor.preprocess(pil, height=side, width=side)
         pixels = pixels.to(self._execution_device, self.vae.dtype)
-        z = self.vae.encode(pixels).latent_dist.mode()
-        return self._normalise(z).to(self.transformer.dtype)
-
-    def _normalise(self, z: torch.Tensor) -> torch.Tensor:
-        shift = self.vae.config.shift_factor or 0.0
-        return (z - shift) * self.vae.config.scaling_factor  # latents = (z - shift) * scale
+        return encode_latents(self.vae, pixels).to(self.transformer.dtype)
 
     def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):
         """Normalised latents -> images (``"pil"``, ``"np"`` or ``"pt"``; ``"latent"`` returns them as is)."""
@@ -330,6 +325,12 @@ class DualDiffusionPipeline(DiffusionPipeline):
         """Answer question(s) about image(s). Unset options take the model's ``task_defaults``."""
         iterator = self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator)
         return self._run_text(iterator, _pick(num_inference_steps, self.defaults.answer_steps))
+
+
+def encode_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels in [-1, 1] (b, 3, H, W) -> normalised latents (z - shift) * scale, z the posterior mode."""
+    z = vae.encode(pixels).latent_dist.mode()
+    return (z - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor
 
 
 def _pick(value, default):

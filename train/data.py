@@ -1,0 +1,149 @@
+"""Training batches: Shapes-World generated on the fly, or real data through ``train/readers.py``.
+
+Both sources are deterministic in the micro-step index (and the process index), which is what makes
+``--resume`` exact and gives each data-parallel process different data:
+- Shapes-World draws micro-step ``k`` of process ``r`` from ``np.random.default_rng([seed, r, k])``;
+- files are read in a fixed shuffled order, process ``r`` taking every ``world``-th sample; on resume
+  the consumed samples are skipped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from diffusers.image_processor import VaeImageProcessor
+from PIL import Image
+
+from ddit.task_defaults import TaskDefaults
+from ddit.text_layout import layout
+
+from . import shapes_world as sw
+from .config import DataConfig
+from .readers import open_dataset
+
+
+@dataclass
+class Example:
+    """One training row: the image, its T2I prompt, and its text task (clean prompt + response)."""
+
+    image: Image.Image
+    t2i_prompt: str
+    text_prompt: str
+    response: str
+
+
+@dataclass
+class Batch:
+    pixels: torch.Tensor  # (b, 3, H, W) in [-1, 1]
+    prompt_ids: torch.LongTensor  # (b, prompt_length): T2I prompts, padded with EOS
+    input_ids: torch.LongTensor  # (b, text_length): text-task prompt + response slot
+    response_mask: torch.BoolTensor  # (b, text_length)
+
+
+class ShapesWorldSource:
+    """Random scenes: T2I prompts with size/position dropped at random; captions or questions for text."""
+
+    def __init__(self, cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int = 0):
+        self.cfg, self.defaults, self.seed, self.rank = cfg, defaults, seed, process_index
+
+    def examples(self, index: int, n: int) -> list[Example]:
+        rng = np.random.default_rng([self.seed, self.rank, index])
+        return [self._example(rng) for _ in range(n)]
+
+    def _example(self, rng: np.random.Generator) -> Example:
+        cfg = self.cfg
+        scene = sw.sample_scene(rng)
+        image = sw.render(scene, rng, antialias=bool(rng.random() < cfg.antialias_fraction))
+        t2i = sw.prompt(scene, rng, cfg.p_drop_size, cfg.p_drop_position)
+        if rng.random() < cfg.caption_dropout:
+            t2i = ""
+        if rng.random() < cfg.caption_fraction:
+            return Example(image, t2i, self.defaults.caption_prompt, sw.caption(scene))
+        question, answer, _ = sw.sample_question(scene, rng)
+        return Example(image, t2i, self.defaults.question_template.format(question=question), answer)
+
+    def state(self) -> dict:
+        return {}  # stateless: a function of the index
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+
+class FileSource:
+    """Real image-text data (caption JSON, JSONL, webdataset, LLaVA) with a shuffle buffer."""
+
+    def __init__(self, cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int = 0,
+                 num_processes: int = 1):
+        if not cfg.path:
+            raise ValueError("data.kind 'files' needs data.path")
+        self.cfg, self.defaults = cfg, defaults
+        self.seed, self.rank, self.world = seed, process_index, num_processes
+        self.reader = open_dataset(cfg.path)
+        self.consumed = 0  # samples this process has taken: the data position saved in checkpoints
+        self._stream = self._iterate()
+
+    def _iterate(self) -> Iterator[Example]:
+        epoch = 0
+        while True:
+            rng = random.Random(self.seed * 1_000_003 + epoch)
+            buffer: list = []
+            kept = 0
+            for i, sample in enumerate(self.reader):
+                if i % self.world != self.rank:
+                    continue
+                kept += 1
+                buffer.append(sample)
+                if len(buffer) >= max(1, self.cfg.shuffle_buffer):
+                    yield self._to_example(buffer.pop(rng.randrange(len(buffer))))
+            rng.shuffle(buffer)
+            yield from (self._to_example(s) for s in buffer)
+            if kept == 0:
+                raise ValueError(f"No usable samples in {self.cfg.path} for process {self.rank}.")
+            epoch += 1
+
+    def _to_example(self, sample) -> Example:
+        t2i = sample.response if self.cfg.t2i_from_response else ""
+        # the prompt formats are the model's own, the same the pipeline samples with
+        d = self.defaults
+        text_prompt = d.question_template.format(question=sample.prompt) if sample.prompt else d.caption_prompt
+        return Example(sample.image, t2i, text_prompt, sample.response)
+
+    def examples(self, index: int, n: int) -> list[Example]:
+        out = [next(self._stream) for _ in range(n)]
+        self.consumed += n
+        return out
+
+    def state(self) -> dict:
+        return {"consumed": self.consumed}
+
+    def load_state(self, state: dict) -> None:
+        """Skip what was consumed before the checkpoint (same order: same seed and shards)."""
+        self._stream = self._iterate()
+        for _ in range(state.get("consumed", 0)):
+            next(self._stream)
+        self.consumed = state.get("consumed", 0)
+
+
+def make_source(cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int, num_processes: int):
+    """The data source a config names."""
+    if cfg.kind == "shapes_world":
+        return ShapesWorldSource(cfg, defaults, seed, process_index)
+    if cfg.kind == "files":
+        return FileSource(cfg, defaults, seed, process_index, num_processes)
+    raise ValueError(f"Unknown data.kind {cfg.kind!r}: use 'shapes_world' or 'files'.")
+
+
+def collate(examples: list[Example], tokenizer, cfg: DataConfig) -> Batch:
+    """Tokenise and stack: the layout is ``ddit.text_layout``'s, the same the pipeline samples with."""
+    processor = VaeImageProcessor()
+    pixels = processor.preprocess([e.image for e in examples], height=cfg.resolution, width=cfg.resolution)
+    prompt_ids = tokenizer([e.t2i_prompt for e in examples], padding="max_length", max_length=cfg.prompt_length,
+                           truncation=True, return_tensors="pt")["input_ids"]
+    text = layout(tokenizer, [e.text_prompt for e in examples], slot_length=1,
+                  responses=[e.response for e in examples], max_prompt_length=cfg.text_length - 1,
+                  total_length=cfg.text_length)
+    return Batch(pixels=pixels, prompt_ids=prompt_ids, input_ids=text.input_ids, response_mask=text.response_mask)

@@ -1,0 +1,265 @@
+"""The joint-loss training loop (paper eq. 9) on accelerate: data parallel, mixed precision, accumulation,
+EMA, warm-up then constant LR, clipping, checkpoints with exact resume, logs, loss curve, sample grids.
+
+Run folder: ``config.yaml``, ``metrics.jsonl``, ``loss.png``, ``samples/step_*.png``,
+``checkpoints/step_*`` (accelerate state: model, optimizer, LR scheduler, RNG, EMA, step, data position)
+and, at the end, ``pipeline/``: a ``DualDiffusionPipeline`` folder with the EMA weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from diffusers.optimization import get_constant_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from ddit.losses import LossBreakdown, image_loss, text_loss
+from ddit.pipeline import DualDiffusionPipeline, encode_latents
+from ddit.task_defaults import TaskDefaults
+from ddit.text_layout import mask_token_id
+
+from . import reporting
+from .components import build_components, text_encoder_params
+from .config import OptimConfig, TrainConfig
+from .data import collate, make_source
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_PROMPTS = ["a large red circle at the top left", "a small blue square in the center",
+                  "a green triangle and a yellow circle", "a purple square on the right",
+                  "a large orange triangle at the bottom", "a red square and a blue circle",
+                  "a small yellow triangle at the top right", "a blue circle, a red square and a green triangle"]
+
+
+class JointObjective(torch.nn.Module):
+    """The trained modules in one ``nn.Module`` (what accelerate wraps), returning the joint loss."""
+
+    def __init__(self, transformer, text_encoder, mask_id: int, optim: OptimConfig):
+        super().__init__()
+        self.transformer, self.text_encoder = transformer, text_encoder
+        self.mask_id, self.optim = mask_id, optim
+
+    def encode(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.text_encoder(input_ids=ids).last_hidden_state
+
+    def forward(self, latents, prompt_ids, input_ids, response_mask, generator=None) -> LossBreakdown:
+        o = self.optim
+        b = latents.shape[0]
+        n_img = b if o.image_fraction is None else max(1, min(b - 1, round(o.image_fraction * b)))
+        txt = slice(0, b) if o.image_fraction is None else slice(n_img, b)  # rows of the text task
+        l_img = torch.zeros((), device=latents.device)
+        if o.image_weight > 0:
+            l_img = image_loss(self.transformer, self.encode, latents[:n_img], prompt_ids[:n_img], generator,
+                               o.logit_mean, o.logit_std)
+        l_txt = text_loss(self.transformer, self.encode, latents[txt], input_ids[txt], response_mask[txt],
+                          self.mask_id, generator)
+        total = o.image_weight * l_img + o.text_weight * l_txt  # eq. 9
+        return LossBreakdown(total, l_img.detach(), l_txt.detach())
+
+
+class Progress:
+    """Step counter, data position and metric history: checkpointed with the model."""
+
+    def __init__(self):
+        self.step, self.data_state, self.history = 0, {}, []
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "data_state": self.data_state, "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.data_state, self.history = state["step"], state["data_state"], state["history"]
+
+
+def _new_window() -> dict:
+    return {"loss_image": [], "loss_text": [], "time": 0.0, "samples": 0, "steps": 0}
+
+
+def _seed(*parts: int) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:7], "little")
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    found = sorted((output_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    return found[-1] if found else None
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train as ``cfg`` says; returns the saved pipeline folder."""
+    out = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # several CPU processes then form a gloo group (MULTI_CPU)
+        mixed_precision=cfg.optim.mixed_precision, gradient_accumulation_steps=cfg.optim.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    main = accelerator.is_main_process
+    if main:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    set_seed(cfg.seed)  # identical initial weights in every process
+    parts = build_components(cfg.model, cfg.data.resolution)
+    defaults = TaskDefaults.from_dict(cfg.task_defaults)
+    tokenizer, vae = parts["tokenizer"], parts["vae"].eval().requires_grad_(False).to(accelerator.device)
+    mask_id = mask_token_id(tokenizer)
+    te_params = text_encoder_params(parts["text_encoder"], tokenizer, cfg.model.train_text_encoder)
+    objective = JointObjective(parts["transformer"], parts["text_encoder"], mask_id, cfg.optim)
+    o = cfg.optim
+    groups = [{"params": list(parts["transformer"].parameters()), "weight_decay": o.weight_decay}]
+    if te_params:
+        decay = o.weight_decay if cfg.model.train_text_encoder == "all" else 0.0  # frozen rows must not decay
+        groups.append({"params": te_params, "weight_decay": decay})
+    optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
+    lr_schedule = get_constant_schedule_with_warmup(optimizer, o.warmup_steps)
+    objective, optimizer, lr_schedule = accelerator.prepare(objective, optimizer, lr_schedule)
+    trained = [p for g in groups for p in g["params"]]
+    ema = EMAModel(trained, decay=o.ema_decay)
+    progress = Progress()
+    accelerator.register_for_checkpointing(ema, progress)
+    source = make_source(cfg.data, defaults, cfg.seed, accelerator.process_index, accelerator.num_processes)
+    if resume:
+        checkpoint = latest_checkpoint(out)
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume: no checkpoint under {out / 'checkpoints'}")
+        accelerator.load_state(str(checkpoint))
+        source.load_state(progress.data_state)
+        accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
+
+    peak = reporting.measure_matmul_peak(torch.bfloat16 if o.mixed_precision == "bf16" else torch.float32,
+                                         device=accelerator.device)
+    accelerator.print(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s; params: "
+                      f"transformer {sum(p.numel() for p in parts['transformer'].parameters()) / 1e6:.2f}M")
+    flops_per_step, window = None, _new_window()
+    seen = []  # first batches' hashes: shows that processes see different data
+    bar = tqdm(total=o.max_steps, initial=progress.step, disable=not main, desc="train", dynamic_ncols=True)
+    objective.train()
+    if cfg.model.train_text_encoder != "all":
+        parts["text_encoder"].eval()  # a frozen (pretrained) encoder runs without dropout
+    while progress.step < o.max_steps:
+        step, start = progress.step, time.perf_counter()
+        for k in range(o.grad_accum):
+            micro = step * o.grad_accum + k
+            batch = collate(source.examples(micro, o.batch_size), tokenizer, cfg.data)
+            if len(seen) < 3:
+                seen.append(hashlib.sha256(batch.input_ids.numpy().tobytes() + batch.pixels.numpy().tobytes()).hexdigest()[:16])
+            with torch.no_grad():
+                latents = encode_latents(vae, batch.pixels.to(accelerator.device, vae.dtype)).float()
+            generator = torch.Generator().manual_seed(_seed(cfg.seed, accelerator.process_index, micro))
+            inputs = (latents, *(t.to(latents.device) for t in (batch.prompt_ids, batch.input_ids, batch.response_mask)))
+            if flops_per_step is None:
+                flops_per_step = _count_flops(accelerator, objective, inputs, generator) * o.grad_accum  # per process
+                generator = torch.Generator().manual_seed(_seed(cfg.seed, accelerator.process_index, micro))
+            with accelerator.accumulate(objective):
+                with accelerator.autocast():
+                    loss = objective(*inputs, generator)
+                accelerator.backward(loss.total)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(trained, o.grad_clip)
+                optimizer.step()
+                lr_schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+            window["loss_image"].append(loss.image.item())
+            window["loss_text"].append(loss.text.item())
+        ema.step(trained)
+        progress.step = step + 1
+        progress.data_state = source.state()
+        window["time"] += time.perf_counter() - start
+        window["steps"] += 1
+        window["samples"] += o.batch_size * o.grad_accum * accelerator.num_processes
+        bar.update()
+        if progress.step % cfg.log.log_every == 0 or progress.step == o.max_steps:
+            record = _log_record(progress.step, window, flops_per_step, peak, lr_schedule.get_last_lr()[0])
+            progress.history.append(record)
+            bar.set_postfix(img=f"{record['loss_image']:.4f}", txt=f"{record['loss_text']:.3f}",
+                            sps=f"{record['samples_per_s']:.0f}", mfu=f"{record['mfu']:.2f}")
+            if main:
+                reporting.append_jsonl(out / "metrics.jsonl", record)
+                reporting.plot_losses(progress.history, out / "loss.png")
+            window = _new_window()
+        if progress.step % cfg.log.checkpoint_every == 0 or progress.step == o.max_steps:
+            _save_checkpoint(accelerator, out, progress.step, cfg.log.keep_checkpoints)
+        if main and (progress.step % cfg.log.sample_every == 0 or progress.step == o.max_steps):
+            with _ema_weights(ema, trained):
+                _write_samples(parts, defaults, cfg, out / "samples" / f"step_{progress.step:06d}.png")
+    bar.close()
+    (out / f"data_hashes_rank{accelerator.process_index}.json").write_text(json.dumps(seen))
+    accelerator.wait_for_everyone()
+    folder = out / "pipeline"
+    if main:
+        ema.copy_to(trained)
+        pipe = DualDiffusionPipeline(**parts, task_defaults=cfg.task_defaults)
+        pipe.save_pretrained(folder)
+        shutil.copy(out / "config.yaml", folder / "train_config.yaml")
+        accelerator.print(f"saved pipeline (EMA weights) to {folder}")
+    accelerator.end_training()
+    return folder
+
+
+def _count_flops(accelerator: Accelerator, objective, inputs: tuple, generator) -> float:
+    """FLOPs of one forward + backward, measured on a throw-away pass (gradients discarded), so that
+    the counted pass's attention kernel never touches the trained weights (resume stays exact)."""
+    with accelerator.no_sync(objective), reporting.FlopCount() as counter:
+        with accelerator.autocast():
+            loss = objective(*inputs, generator)
+        loss.total.backward()
+    objective.zero_grad(set_to_none=True)
+    return counter.total
+
+
+def _log_record(step: int, window: dict, flops_per_step: float | None, peak: float, lr: float) -> dict:
+    """Averages over the window since the last log; FLOP/s and MFU are per process."""
+    n = max(1, len(window["loss_image"]))
+    seconds = max(window["time"], 1e-9)
+    flops_per_s = (flops_per_step or 0.0) * window["steps"] / seconds
+    return {
+        "step": step, "loss_image": sum(window["loss_image"]) / n, "loss_text": sum(window["loss_text"]) / n,
+        "lr": lr, "samples_per_s": window["samples"] / seconds, "gflops_per_s": flops_per_s / 1e9,
+        "mfu": flops_per_s / peak,
+    }
+
+
+class _ema_weights:
+    """Context: the trained parameters hold the EMA weights inside, their own weights again after."""
+
+    def __init__(self, ema: EMAModel, params: list):
+        self.ema, self.params = ema, params
+
+    def __enter__(self):
+        self.ema.store(self.params)
+        self.ema.copy_to(self.params)
+
+    def __exit__(self, *exc):
+        self.ema.restore(self.params)
+
+
+def _save_checkpoint(accelerator: Accelerator, out: Path, step: int, keep: int) -> None:
+    accelerator.save_state(str(out / "checkpoints" / f"step_{step}"))
+    if accelerator.is_main_process:
+        found = sorted((out / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+        for old in found[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@torch.no_grad()
+def _write_samples(parts: dict, defaults: TaskDefaults, cfg: TrainConfig, path: Path) -> None:
+    """Generated images for fixed prompts, each captioned by the model itself."""
+    was_training = parts["transformer"].training
+    parts["transformer"].eval()
+    parts["text_encoder"].eval()
+    pipe = DualDiffusionPipeline(**parts, task_defaults=cfg.task_defaults)
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(0)
+    images = pipe(SAMPLE_PROMPTS, generator=generator).images
+    captions = pipe.caption(images, generator=generator).text
+    titles = [f"{p}\n-> {c}" for p, c in zip(SAMPLE_PROMPTS, captions)]
+    reporting.sample_grid(images, titles, path)
+    parts["transformer"].train(was_training)
+    parts["text_encoder"].train(was_training)
