@@ -1,0 +1,292 @@
+"""ddit web UI: generate, caption and chat, each streaming its denoising step by step.
+
+    python app.py [--model PATH] [--device cpu|cuda] [--host 127.0.0.1] [--port 7860] [--share]
+
+Every view is fed by the pipeline's own step iterators (``iter_generate``, ``iter_caption``,
+``iter_answer``); the app formats what they yield and never samples by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from ddit import DualDiffusionPipeline, TextStep
+from ddit.cli import DEFAULT_MODEL
+from ddit.image_inputs import load_image
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
+VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
+MAX_IMAGE_STEPS, MAX_TEXT_STEPS, MAX_GUIDANCE = 100, 128, 20.0  # bounds a CPU answers in reasonable time
+MASK_GLYPH, END_GLYPH = "▒", "·"
+COLORS = {"masked": "#d0d0d0", "new": "#ffb347", "question": "#9ec5fe"}
+
+
+# ----------------------------------------------------------------------------- formatting
+def upscale(image: Image.Image, side: int = VIEW_SIDE) -> Image.Image:
+    """Nearest-neighbour upscaling, so that small outputs stay crisp."""
+    return image.resize((side, side), Image.NEAREST)
+
+
+def token_view(pipe: DualDiffusionPipeline, state: TextStep, row: int = 0) -> list[tuple[str, str | None]]:
+    """(text, label) pairs for ``gr.HighlightedText``: question, masked, newly revealed and settled tokens."""
+    ids, masked = state.token_ids[row].tolist(), state.masked[row].tolist()
+    revealed, response = state.revealed[row].tolist(), state.response_mask[row].tolist()
+    view, ended = [], False
+    for tid, is_masked, is_new, in_slot in zip(ids, masked, revealed, response):
+        if not in_slot:
+            view.append((pipe.tokenizer.decode([tid]), "question"))
+        elif is_masked:
+            view.append((MASK_GLYPH, "masked"))
+        elif tid == pipe.end_token_id:
+            view.append((END_GLYPH, "new" if is_new else None))
+            ended = True
+        else:
+            view.append((pipe.tokenizer.decode([tid]), "new" if is_new else None))
+    if ended and not any(masked):  # finished: drop the end-of-text padding
+        while view and view[-1][0] == END_GLYPH:
+            view.pop()
+    return view
+
+
+def read_image(image) -> Image.Image:
+    """The uploaded image as RGB, or a clear error for the user."""
+    if image is None:
+        raise gr.Error("Please upload an image or pick an example first.")
+    try:
+        return load_image(image)
+    except ValueError as err:
+        raise gr.Error(str(err)) from err
+
+
+def check_range(name: str, value, low: float, high: float) -> None:
+    """Values sent through the API are not bound by the sliders."""
+    if value is None or not low <= float(value) <= high:
+        raise gr.Error(f"{name} must be between {low} and {high}, got {value}.")
+
+
+def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
+    unk = pipe.tokenizer.unk_token_id
+    if unk is None:
+        return
+    unknown = [w for w in text.split() if unk in pipe.tokenizer(w, add_special_tokens=False)["input_ids"]]
+    if unknown:
+        gr.Warning(f"Not in the model's vocabulary (read as unknown): {', '.join(unknown[:8])}")
+
+
+# ----------------------------------------------------------------------------- handlers
+def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
+    """Stream the predicted clean image of every Euler step; end with the image, a strip and a GIF."""
+    if not prompt or not prompt.strip():
+        raise gr.Error("Please write a prompt, e.g. “a large red circle at the top left”.")
+    check_range("Steps", steps, 1, MAX_IMAGE_STEPS)
+    check_range("Guidance", guidance, 0.0, MAX_GUIDANCE)
+    seed = random.randrange(2**31) if random_seed or seed is None else int(seed)
+    warn_unknown_words(pipe, prompt)
+    try:
+        steps_iter = pipe.iter_generate(prompt.strip(), negative_prompt=negative or None,
+                                        num_inference_steps=int(steps), guidance_scale=float(guidance),
+                                        generator=pipe_generator(seed))
+    except ValueError as err:
+        raise gr.Error(str(err)) from err
+    frames = []
+    for state in steps_iter:
+        preview = pipe.decode_latents(state.pred_clean)[0]
+        frames.append(preview)
+        status = f"step {state.step + 1}/{state.num_steps} · seed {seed}"
+        yield upscale(preview), None, None, status
+    final = pipe.decode_latents(state.latents)[0]
+    frames.append(final)
+    gif = Path(tempfile.mkdtemp(prefix="ddit-")) / f"ddit-{seed}.gif"
+    upscale(frames[0], 128).save(gif, save_all=True, append_images=[upscale(f, 128) for f in frames[1:]],
+                                 duration=150, loop=0)
+    strip = [(upscale(f, 96), f"step {i + 1}") for i, f in enumerate(frames[:-1])]
+    yield upscale(final), strip, str(gif), f"done: {len(frames) - 1} steps · seed {seed}"
+
+
+def pipe_generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def caption(pipe, image, steps, length, sampler, seed):
+    """Stream the caption's tokens unmasking; keep every step for the replay slider."""
+    image = read_image(image)
+    check_range("Steps", steps, 1, MAX_TEXT_STEPS)
+    check_range("Length", length, 1, 256)
+    try:
+        steps_iter = pipe.iter_caption(image, num_inference_steps=int(steps), max_length=int(length),
+                                       sampler=sampler, generator=pipe_generator(int(seed or 0)))
+    except ValueError as err:
+        raise gr.Error(str(err)) from err
+    history = []
+    for state in steps_iter:
+        history.append(token_view(pipe, state))
+        yield history[-1], pipe.decode_text(state)[0], gr.Slider(visible=False), history
+    yield history[-1], pipe.decode_text(state)[0], gr.Slider(1, len(history), value=len(history), step=1,
+                                                             visible=True), history
+
+
+def replay(step, history):
+    if not history:
+        return gr.HighlightedText()
+    return history[max(0, min(len(history), int(step))) - 1]
+
+
+def chat(pipe, image, message, history, steps, sampler, seed):
+    """Answer a question about the image, streaming the unmasking into the chat."""
+    image = read_image(image)
+    if not message or not message.strip():
+        raise gr.Error("Please type a question about the image.")
+    check_range("Steps", steps, 1, MAX_TEXT_STEPS)
+    warn_unknown_words(pipe, message)
+    try:
+        steps_iter = pipe.iter_answer(image, message.strip(), num_inference_steps=int(steps), sampler=sampler,
+                                      generator=pipe_generator(int(seed or 0)))
+    except ValueError as err:
+        raise gr.Error(str(err)) from err
+    history = list(history or []) + [{"role": "user", "content": message.strip()},
+                                     {"role": "assistant", "content": ""}]
+    for state in steps_iter:
+        view = token_view(pipe, state)
+        partial_answer = " ".join(t for t, label in view if label != "question" and t != END_GLYPH)
+        history[-1] = {"role": "assistant", "content": partial_answer}
+        yield history, view, ""
+    history[-1] = {"role": "assistant", "content": pipe.decode_text(state)[0] or "(no answer)"}
+    yield history, view, ""
+
+
+def fresh_scene():
+    """A new random Shapes-World scene to caption or ask about, with its true caption."""
+    from train import shapes_world as sw
+
+    rng = np.random.default_rng()
+    scene = sw.sample_scene(rng)
+    return sw.render(scene, rng), f"drawn: {sw.caption(scene)}"
+
+
+# ----------------------------------------------------------------------------- layout
+def build_demo(pipe: DualDiffusionPipeline) -> gr.Blocks:
+    """The three-tab app around a loaded pipeline (no server is started here)."""
+    pipe.set_progress_bar_config(disable=True)
+    d = pipe.defaults
+    example_images = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
+    example_prompts = _example_prompts()
+    heavy = dict(concurrency_id="model", concurrency_limit=1)
+    with gr.Blocks(title="ddit — Dual Diffusion") as demo:
+        gr.Markdown("# ddit — one diffusion transformer that draws, captions and answers\n"
+                    "Each result is denoised step by step in front of you: images by flow matching, "
+                    "text by unmasking tokens.")
+        with gr.Tab("Generate"):
+            with gr.Row():
+                with gr.Column():
+                    prompt = gr.Textbox(label="Prompt", placeholder="a large red circle at the top left")
+                    negative = gr.Textbox(label="Negative prompt", placeholder="(optional)")
+                    steps = gr.Slider(1, MAX_IMAGE_STEPS, value=d.image_steps, step=1, label="Steps")
+                    guidance = gr.Slider(0.0, MAX_GUIDANCE, value=d.guidance_scale, step=0.5, label="Guidance")
+                    with gr.Row():
+                        seed = gr.Number(0, precision=0, label="Seed")
+                        random_seed = gr.Checkbox(False, label="Random seed")
+                    with gr.Row():
+                        go = gr.Button("Generate", variant="primary")
+                        stop_gen = gr.Button("Stop")
+                    if example_prompts:
+                        gr.Examples([[p] for p in example_prompts], inputs=[prompt], label="Example prompts")
+                with gr.Column():
+                    image_out = gr.Image(label="Denoising (predicted clean image)", type="pil", format="png",
+                                         height=VIEW_SIDE)
+                    status = gr.Markdown()
+                    strip = gr.Gallery(label="Every step", columns=8, height=140)
+                    gif = gr.File(label="The whole process (GIF)")
+            gen_event = go.click(partial(generate, pipe), [prompt, negative, steps, guidance, seed, random_seed],
+                                 [image_out, strip, gif, status], api_name="generate", **heavy)
+            stop_gen.click(None, None, None, cancels=[gen_event], queue=False)
+
+        with gr.Tab("Caption"):
+            with gr.Row():
+                with gr.Column():
+                    cap_image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
+                    drawn = gr.Markdown()
+                    draw = gr.Button("Draw a new scene")
+                    if example_images:
+                        gr.Examples(example_images, inputs=[cap_image], label="Example images")
+                    cap_steps = gr.Slider(1, MAX_TEXT_STEPS, value=d.caption_steps, step=1, label="Steps")
+                    cap_len = gr.Slider(1, 256, value=d.caption_length, step=1, label="Length (tokens)")
+                    cap_sampler = gr.Radio(["ancestral", "confidence"], value=d.caption_sampler, label="Sampler")
+                    cap_seed = gr.Number(0, precision=0, label="Seed")
+                    with gr.Row():
+                        cap_go = gr.Button("Caption", variant="primary")
+                        stop_cap = gr.Button("Stop")
+                with gr.Column():
+                    tokens = gr.HighlightedText(label="Tokens (▒ masked, orange: revealed this step)",
+                                                color_map=COLORS, show_legend=True, combine_adjacent=False)
+                    cap_text = gr.Textbox(label="Caption")
+                    replay_slider = gr.Slider(1, 2, value=1, step=1, label="Replay step", visible=False)
+            cap_history = gr.State([])
+            draw.click(fresh_scene, None, [cap_image, drawn], queue=False)
+            cap_event = cap_go.click(partial(caption, pipe), [cap_image, cap_steps, cap_len, cap_sampler, cap_seed],
+                                     [tokens, cap_text, replay_slider, cap_history], api_name="caption", **heavy)
+            replay_slider.change(replay, [replay_slider, cap_history], [tokens], queue=False)
+            stop_cap.click(None, None, None, cancels=[cap_event], queue=False)
+
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column():
+                    chat_image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
+                    if example_images:
+                        gr.Examples(example_images, inputs=[chat_image], label="Example images")
+                    chat_steps = gr.Slider(1, MAX_TEXT_STEPS, value=d.answer_steps, step=1, label="Steps")
+                    chat_sampler = gr.Radio(["ancestral", "confidence"], value=d.answer_sampler, label="Sampler")
+                    chat_seed = gr.Number(0, precision=0, label="Seed")
+                with gr.Column():
+                    chatbot = gr.Chatbot(label="Chat about the image", height=300)
+                    question = gr.Textbox(label="Question", placeholder="what color is the circle?")
+                    with gr.Row():
+                        ask = gr.Button("Ask", variant="primary")
+                        stop_chat = gr.Button("Stop")
+                        clear = gr.Button("Clear")
+                    answer_tokens = gr.HighlightedText(label="This answer's tokens (blue: your question, fixed)",
+                                                       color_map=COLORS, show_legend=True, combine_adjacent=False)
+            inputs = [chat_image, question, chatbot, chat_steps, chat_sampler, chat_seed]
+            outputs = [chatbot, answer_tokens, question]
+            ask_event = ask.click(partial(chat, pipe), inputs, outputs, api_name="ask", **heavy)
+            submit_event = question.submit(partial(chat, pipe), inputs, outputs, api_name=False, **heavy)
+            stop_chat.click(None, None, None, cancels=[ask_event, submit_event], queue=False)
+            clear.click(lambda: ([], None, ""), None, [chatbot, answer_tokens, question], queue=False)
+    return demo
+
+
+def _example_prompts() -> list[str]:
+    path = EXAMPLES_DIR / "prompts.txt"
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="ddit web UI (Gradio)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="pipeline folder (default: the bundled model)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    args = parser.parse_args(argv)
+    try:
+        pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    demo = build_demo(pipe)
+    demo.queue(default_concurrency_limit=1, max_size=32)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()
