@@ -118,6 +118,7 @@ class DualDiffusionPipeline(DiffusionPipeline):
                              return_tensors="pt")["input_ids"]
         return self.encode_tokens(ids)
 
+    @torch.no_grad()
     def encode_image(self, images: list) -> torch.Tensor:
         """Images (any of ``load_image``'s inputs) -> normalised VAE latents (b, c, h, w)."""
         pil = [load_image(image) for image in images]
@@ -126,6 +127,7 @@ class DualDiffusionPipeline(DiffusionPipeline):
         pixels = pixels.to(self._execution_device, self.vae.dtype)
         return encode_latents(self.vae, pixels).to(self.transformer.dtype)
 
+    @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):
         """Normalised latents -> images (``"pil"``, ``"np"`` or ``"pt"``; ``"latent"`` returns them as is)."""
         if output_type == "latent":
@@ -221,8 +223,7 @@ class DualDiffusionPipeline(DiffusionPipeline):
                 bar.update()
         if state is None:
             raise RuntimeError("Sampling was interrupted before the first step.")
-        with torch.no_grad():
-            images = self.decode_latents(state.latents, output_type)
+        images = self.decode_latents(state.latents, output_type)
         return DualDiffusionImageOutput(images=images) if return_dict else (images,)
 
     # ---------------------------------------------------------------- image-to-text

@@ -1,0 +1,141 @@
+"""The benchmark runs on a real (tiny) pipeline, and its scoring is right: oracle fakes score 1, blank ones 0."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ddit.pipeline import DualDiffusionImageOutput, DualDiffusionTextOutput
+from ddit.task_defaults import TaskDefaults
+from ddit.testing import build_tiny_pipeline
+from train import eval as bench
+from train import shapes_world as sw
+from train.judge import read_scene
+
+N = 12  # enough benchmark items for every T2I category and several question types
+
+
+class FakePipeline:
+    """Answers like the real pipeline (same methods, same output objects) from the ground truth.
+
+    ``mode``: "oracle" (right), "blank" (white images, empty text) or "swap" (T2I colours rotated
+    among the objects of each prompt).
+    """
+
+    def __init__(self, mode: str = "oracle"):
+        self.mode = mode
+        self.defaults = TaskDefaults()
+
+    def set_progress_bar_config(self, **kwargs):
+        pass
+
+    def _draw(self, text: str):
+        spec = sw.parse_prompt(text)
+        free = iter(c for c in range(9) if c not in {s["cell"] for s in spec})
+        colors = [s["color"] for s in spec]
+        if self.mode == "swap":
+            colors = colors[1:] + colors[:1]
+        objects = [sw.ShapeObject(s["shape"], color, s["size"] or "large",
+                                  s["cell"] if s["cell"] is not None else next(free))
+                   for s, color in zip(spec, colors)]
+        scene = sw.Scene(tuple(sorted(objects, key=lambda o: o.cell)))
+        return sw.render(sw.Scene(()) if self.mode == "blank" else scene)
+
+    def __call__(self, prompt, generator=None, num_inference_steps=None, guidance_scale=None):
+        assert isinstance(generator, torch.Generator)
+        return DualDiffusionImageOutput(images=[self._draw(p) for p in prompt])
+
+    def _text(self, texts):
+        return DualDiffusionTextOutput(text=["" if self.mode == "blank" else t for t in texts],
+                                       token_ids=torch.zeros(len(texts), 1, dtype=torch.long))
+
+    def caption(self, image, num_inference_steps=None, sampler=None, generator=None):
+        return self._text([sw.caption(read_scene(i)) for i in image])
+
+    def answer(self, image, question, num_inference_steps=None, sampler=None, generator=None):
+        return self._text([{q: a for q, a, _ in sw.questions(read_scene(i))}[question_]
+                           for i, question_ in zip(image, question)])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    pipe = build_tiny_pipeline(seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _in_unit(value):
+    return value is None or 0.0 <= value <= 1.0
+
+
+def test_items_are_deterministic_and_perturbations_change_inputs():
+    assert bench.t2i_prompts(N) == bench.t2i_prompts(N)
+    assert any(s["cell"] is None for p in bench.t2i_prompts(N) for s in sw.parse_prompt(p))
+    scenes, base = bench.benchmark_images(3)
+    for perturb in ("jitter", "antialias", "jpeg"):
+        _, images = bench.benchmark_images(3, perturb=perturb)
+        assert images[0].size == base[0].size
+        assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, base))
+    with pytest.raises(ValueError):
+        bench.benchmark_images(1, perturb="blur")
+
+
+def test_t2i_scoring_oracle_blank_and_swapped_colours():
+    oracle = bench.evaluate_t2i(FakePipeline("oracle"), n=N, batch=5)
+    assert all(c["n"] > 0 for c in oracle["categories"].values())
+    assert all(c["accuracy"] == 1.0 for c in oracle["categories"].values())
+    assert oracle["overall"] == oracle["geneval_mean"] == 1.0
+    blank = bench.evaluate_t2i(FakePipeline("blank"), n=N, batch=5)
+    assert all(c["accuracy"] == 0.0 for c in blank["categories"].values()) and blank["overall"] == 0.0
+    swap = bench.evaluate_t2i(FakePipeline("swap"), n=N, batch=5)["categories"]
+    assert swap["single_object"]["accuracy"] == swap["counting"]["accuracy"] == swap["colors"]["accuracy"] == 1.0
+    assert swap["attribute_binding"]["accuracy"] == 0.0
+
+
+def test_caption_scoring():
+    oracle = bench.evaluate_caption(FakePipeline("oracle"), n=N, batch=5)
+    assert oracle["exact"] == 1.0 and oracle["cider"] > 5.0  # CIDEr of identical text approaches 10
+    blank = bench.evaluate_caption(FakePipeline("blank"), n=N, batch=5)
+    assert blank["exact"] == 0.0 and blank["cider"] == 0.0
+
+
+def test_vqa_scoring():
+    result = bench.evaluate_vqa(FakePipeline("oracle"), n=40, batch=16)
+    assert result["overall"] == 1.0
+    assert all(t["accuracy"] in (None, 1.0) for t in result["per_type"].values())
+    assert result["yes_no"]["n"] > 0 and result["yes_no"]["precision"] == result["yes_no"]["recall"] == 1.0
+    assert bench.evaluate_vqa(FakePipeline("blank"), n=40, batch=16)["overall"] == 0.0
+
+
+def test_tiny_pipeline_runs_every_task(tiny):
+    t2i = bench.evaluate_t2i(tiny, n=4, batch=3)
+    assert set(t2i["categories"]) == set(bench.T2I_CATEGORIES)
+    assert all(_in_unit(c["accuracy"]) for c in t2i["categories"].values()) and _in_unit(t2i["overall"])
+    caption = bench.evaluate_caption(tiny, n=4, batch=3, perturb="jpeg")
+    assert _in_unit(caption["exact"]) and caption["cider"] >= 0.0
+    assert caption["settings"] == {"steps": 4, "sampler": "ancestral", "perturb": "jpeg"}
+    vqa = bench.evaluate_vqa(tiny, n=4, batch=3)
+    assert set(vqa["per_type"]) == set(sw.QTYPES) and _in_unit(vqa["overall"])
+    assert all(_in_unit(v) for k, v in vqa["yes_no"].items() if k != "n")
+    speed = bench.measure_speed(tiny, items=1)["seconds_per_item"]
+    assert set(speed) == {"image", "caption", "answer"} and all(v > 0 for v in speed.values())
+
+
+def test_sweep_caps_steps_at_the_slot(tiny):
+    sweep = bench.sweep_text_steps(tiny, n=2, batch=2, steps=(1, 4, 32))
+    caption_steps = {r["steps"] for r in sweep["rows"] if r["task"] == "caption"}
+    assert caption_steps == {1, 4, tiny.defaults.caption_length}
+    assert {r["steps"] for r in sweep["rows"] if r["task"] == "vqa"} == {1, tiny.defaults.answer_length}
+    assert set(sweep["fewest_steps"]) == {"caption", "vqa"}
+    assert set(sweep["fewest_steps"]["vqa"]) == {"ancestral", "confidence"}
+
+
+def test_main_writes_json(tmp_path, capsys):
+    build_tiny_pipeline().save_pretrained(tmp_path / "tiny")
+    out = tmp_path / "e.json"
+    bench.main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "1", "--tasks", "caption,vqa",
+                "--json", str(out), "--device", "cpu"])
+    saved = json.loads(out.read_text())
+    assert {"settings", "caption", "vqa", "speed"} <= set(saved) and "t2i" not in saved
+    assert "Captioning" in capsys.readouterr().out

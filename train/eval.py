@@ -1,0 +1,365 @@
+"""The Shapes-World benchmark, shaped like the paper's tables (design.md section 4).
+
+``python -m train.eval --model PATH [--n N] [--json OUT] [--batch B] [--perturb P] [--sweep]
+[--tasks t2i,caption,vqa] [--speed-items K]``
+
+- T2I prompt following in GenEval's categories, judged by ``train.judge.read_scene``;
+- captioning: exact-scene match and CIDEr against the canonical caption;
+- VQA: accuracy per question type, and POPE-style yes/no scores on the "exists" questions;
+- speed: seconds per item at batch 1 with the model's defaults;
+- ``--sweep``: caption and VQA accuracy against the number of text denoising steps, per sampler.
+
+Items are pure functions of the benchmark seed, and each batch has its own seeded generator.
+Accuracies are fractions in [0, 1] (printed as percentages); an empty category scores None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from pycocoevalcap.cider.cider import Cider
+from tqdm.auto import tqdm
+
+from ddit.text_scheduler import SAMPLERS
+from train.judge import matches, read_scene
+from train.shapes_world import (
+    BENCHMARK_SEED, QTYPES, Scene, caption, iter_scenes, parse_caption, parse_prompt, prompt, render,
+    sample_question,
+)
+
+PERTURBATIONS = ("none", "jitter", "antialias", "jpeg")
+TASKS = ("t2i", "caption", "vqa")
+BASE_JITTER = 3  # pixels, as in training
+PERTURB_JITTER = 5  # "jitter": more than training used (clamped to the cell by `render`)
+JPEG_QUALITY = 75
+FULL_CAPTION_EVERY = 4  # every 4th T2I prompt is the full canonical caption; the rest drop words at random
+SWEEP_STEPS = (1, 2, 4, 8, 16, 32)
+SWEEP_TOLERANCE = 0.01  # "within 1 point of the best"
+
+
+# GenEval category -> (which prompts it scores, the attributes each asked object must get right).
+# Every category also needs exactly the asked number of objects.
+T2I_CATEGORIES: dict[str, tuple[Callable[[list[dict]], bool], tuple[str, ...]]] = {
+    "single_object": (lambda spec: len(spec) == 1, ("color", "shape")),
+    "two_objects": (lambda spec: len(spec) == 2, ("color", "shape")),
+    "counting": (lambda spec: len(spec) >= 2, ()),
+    "colors": (lambda spec: True, ("color",)),
+    "position": (lambda spec: all(s["cell"] is not None for s in spec), ("color", "shape", "cell")),
+    "attribute_binding": (lambda spec: len(spec) == 2 and spec[0]["color"] != spec[1]["color"]
+                          and spec[0]["shape"] != spec[1]["shape"], ("color", "shape")),
+}
+
+
+# ----------------------------------------------------------------------------- items
+
+def t2i_prompts(n: int, seed: int = BENCHMARK_SEED) -> list[str]:
+    """Prompts from the first `n` benchmark scenes: some full captions, the rest with size/position dropped."""
+    rng = np.random.default_rng([seed, 1])
+    return [caption(s) if i % FULL_CAPTION_EVERY == 0 else prompt(s, rng)
+            for i, s in enumerate(iter_scenes(seed, n))]
+
+
+def benchmark_input(scene: Scene, index: int, seed: int = BENCHMARK_SEED, perturb: str = "none") -> Image.Image:
+    """The render of benchmark scene `index` fed to captioning and VQA, changed by `perturb`.
+
+    Every perturbation but "jitter" keeps the base render's object positions.
+    """
+    if perturb not in PERTURBATIONS:
+        raise ValueError(f"unknown perturbation {perturb!r}; choose one of {PERTURBATIONS}")
+    jitter = perturb == "jitter"
+    rng = np.random.default_rng([seed, 3 if jitter else 2, index])  # fresh draws for "jitter" only
+    image = render(scene, rng, jitter=PERTURB_JITTER if jitter else BASE_JITTER, antialias=perturb == "antialias")
+    if perturb == "jpeg":
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=JPEG_QUALITY)
+        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return image
+
+
+def benchmark_images(n: int, seed: int = BENCHMARK_SEED, perturb: str = "none") -> tuple[list[Scene], list]:
+    """The first `n` benchmark scenes and their (perturbed) renders."""
+    scenes = list(iter_scenes(seed, n))
+    return scenes, [benchmark_input(s, i, seed, perturb) for i, s in enumerate(scenes)]
+
+
+def benchmark_questions(scenes: list[Scene], seed: int = BENCHMARK_SEED) -> list[tuple[str, str, str]]:
+    """One (question, answer, qtype) per scene."""
+    rng = np.random.default_rng([seed, 4])
+    return [sample_question(s, rng) for s in scenes]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def words(text: str) -> str:
+    """Lower-cased text split on whitespace and punctuation, joined by single spaces."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num / den) if den else None
+
+
+def _mean(flags: list[bool]) -> float | None:
+    return _ratio(sum(flags), len(flags))
+
+
+def _score(flags: list[bool]) -> dict:
+    return {"accuracy": _mean(flags), "n": len(flags)}
+
+
+def _run_batches(fn: Callable, columns: tuple[list, ...], batch: int, seed: int, desc: str) -> list:
+    """`fn(*column_chunks, generator=...)` over batches of the columns, one seeded generator per batch."""
+    out, total = [], len(columns[0])
+    with tqdm(total=total, desc=desc, leave=False) as bar:
+        for index, start in enumerate(range(0, total, batch)):
+            chunks = [list(c[start:start + batch]) for c in columns]
+            out.extend(fn(*chunks, generator=torch.Generator().manual_seed(seed + index)))
+            bar.update(len(chunks[0]))
+    return out
+
+
+def _holds(scene: Scene | None, spec: list[dict], keys: tuple[str, ...]) -> bool:
+    """Exactly the asked number of objects, paired so that each agrees with its request on `keys`."""
+    if scene is None or len(scene.objects) != len(spec):
+        return False
+    return any(all(getattr(o, k) == want[k] for o, want in zip(order, spec) for k in keys)
+               for order in itertools.permutations(scene.objects))
+
+
+def _is_caption_of(text: str, scene: Scene) -> bool:
+    try:
+        return parse_caption(text) == scene
+    except ValueError:  # not a canonical caption
+        return False
+
+
+def cider(candidates: list[str], references: list[str]) -> float:
+    """Corpus CIDEr (pycocoevalcap, one reference each) on `words`-tokenised text; needs no Java."""
+    gts = {i: [words(r)] for i, r in enumerate(references)}
+    res = {i: [words(c)] for i, c in enumerate(candidates)}
+    return float(Cider().compute_score(gts, res)[0])
+
+
+# ----------------------------------------------------------------------------- tasks
+
+def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED) -> dict:
+    """Generate one image per benchmark prompt and score it per GenEval category and overall."""
+    d = pipe.defaults
+    prompts = t2i_prompts(n, seed)
+    images = _run_batches(lambda p, generator: pipe(p, generator=generator, num_inference_steps=d.image_steps,
+                                                    guidance_scale=d.guidance_scale).images,
+                          (prompts,), batch, seed, "t2i")
+    specs, read = [parse_prompt(p) for p in prompts], [read_scene(i) for i in images]
+    categories = {name: _score([_holds(r, s, keys) for r, s in zip(read, specs) if selects(s)])
+                  for name, (selects, keys) in T2I_CATEGORIES.items()}
+    scored = [c["accuracy"] for c in categories.values() if c["accuracy"] is not None]
+    return {"n": n, "settings": {"steps": d.image_steps, "guidance_scale": d.guidance_scale},
+            "categories": categories, "overall": _mean([matches(r, s) for r, s in zip(read, specs)]),
+            "geneval_mean": _ratio(sum(scored), len(scored))}
+
+
+def evaluate_caption(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
+                     steps: int | None = None, sampler: str | None = None) -> dict:
+    """Caption benchmark renders: exact-scene match (unparseable is wrong) and CIDEr."""
+    d = pipe.defaults
+    steps, sampler = d.caption_steps if steps is None else steps, sampler or d.caption_sampler
+    scenes, images = benchmark_images(n, seed, perturb)
+    texts = _run_batches(lambda i, generator: pipe.caption(i, num_inference_steps=steps, sampler=sampler,
+                                                           generator=generator).text,
+                         (images,), batch, seed, f"caption {sampler} {steps}")
+    exact = _mean([_is_caption_of(t, s) for t, s in zip(texts, scenes)])
+    return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb},
+            "exact": exact, "cider": cider(texts, [caption(s) for s in scenes])}
+
+
+def evaluate_vqa(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
+                 steps: int | None = None, sampler: str | None = None) -> dict:
+    """Answer one question per benchmark render: accuracy per type, overall, and yes/no (POPE-style)."""
+    d = pipe.defaults
+    steps, sampler = d.answer_steps if steps is None else steps, sampler or d.answer_sampler
+    scenes, images = benchmark_images(n, seed, perturb)
+    questions, answers, qtypes = zip(*benchmark_questions(scenes, seed))
+    texts = _run_batches(lambda i, q, generator: pipe.answer(i, q, num_inference_steps=steps, sampler=sampler,
+                                                             generator=generator).text,
+                         (images, questions), batch, seed, f"vqa {sampler} {steps}")
+    predicted = [words(t) for t in texts]
+    correct = [p == a for p, a in zip(predicted, answers)]
+    per_type = {qtype: _score([c for c, t in zip(correct, qtypes) if t == qtype]) for qtype in QTYPES}
+    yes_no = [(p == "yes", a == "yes") for p, a, t in zip(predicted, answers, qtypes) if t == "exists"]
+    true_yes = sum(p and g for p, g in yes_no)
+    precision = _ratio(true_yes, sum(p for p, _ in yes_no))
+    recall = _ratio(true_yes, sum(g for _, g in yes_no))
+    f1 = None if None in (precision, recall) else (_ratio(2 * precision * recall, precision + recall) or 0.0)
+    return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb},
+            "per_type": per_type, "overall": _mean(correct),
+            "yes_no": {"accuracy": per_type["exists"]["accuracy"], "precision": precision, "recall": recall,
+                       "f1": f1, "yes_ratio": _mean([p for p, _ in yes_no]), "n": len(yes_no)}}
+
+
+def measure_speed(pipe, items: int = 10, seed: int = BENCHMARK_SEED,
+                  tasks: tuple[str, ...] = ("image", "caption", "answer")) -> dict:
+    """Median seconds per item at batch 1 with the model's defaults, over `items` after one warm-up."""
+    prompts = t2i_prompts(items + 1, seed)
+    scenes, images = benchmark_images(items + 1, seed)
+    questions = [q for q, _, _ in benchmark_questions(scenes, seed)]
+    run = {"image": lambda i, g: pipe([prompts[i]], generator=g),
+           "caption": lambda i, g: pipe.caption([images[i]], generator=g),
+           "answer": lambda i, g: pipe.answer([images[i]], [questions[i]], generator=g)}
+    seconds = {}
+    for task in tqdm(tasks, desc="speed", leave=False):
+        times = []
+        for i in range(items + 1):
+            start = time.perf_counter()
+            run[task](i, torch.Generator().manual_seed(seed + i))  # outputs are on the CPU: the GPU is done
+            times.append(time.perf_counter() - start)
+        seconds[task] = statistics.median(times[1:])
+    return {"items": items, "batch": 1, "seconds_per_item": seconds}
+
+
+def sweep_text_steps(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
+                     steps: tuple[int, ...] = SWEEP_STEPS, tasks: tuple[str, ...] = ("caption", "vqa")) -> dict:
+    """Caption exact match and VQA overall accuracy against text steps (capped at the slot length), per sampler.
+
+    ``fewest_steps[task][sampler]`` is the fewest steps within SWEEP_TOLERANCE of that sampler's best.
+    """
+    plan = {"caption": (evaluate_caption, "exact", pipe.defaults.caption_length),
+            "vqa": (evaluate_vqa, "overall", pipe.defaults.answer_length)}
+    rows, fewest = [], {}
+    for task in tasks:
+        evaluate, key, slot = plan[task]
+        for sampler in SAMPLERS:
+            found = [{"task": task, "sampler": sampler, "steps": s,
+                      "accuracy": evaluate(pipe, n, batch, seed, perturb, steps=s, sampler=sampler)[key]}
+                     for s in sorted({min(k, slot) for k in steps})]
+            best = max(r["accuracy"] for r in found)
+            fewest.setdefault(task, {})[sampler] = min(
+                r["steps"] for r in found if r["accuracy"] >= best - SWEEP_TOLERANCE - 1e-9)
+            rows.extend(found)
+    return {"rows": rows, "fewest_steps": fewest, "tolerance": SWEEP_TOLERANCE}
+
+
+# ----------------------------------------------------------------------------- report
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Plain-text table, columns right-aligned, a rule under the header."""
+    cells = [header] + rows
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:])
+
+
+def _scored_table(scores: dict[str, dict], extra: dict[str, float | None]) -> str:
+    """One column per group ({"accuracy", "n"}) and per extra accuracy; rows accuracy % and n."""
+    accuracy = [_pct(s["accuracy"]) for s in scores.values()] + [_pct(v) for v in extra.values()]
+    count = [str(s["n"]) for s in scores.values()] + [""] * len(extra)
+    return table([""] + list(scores) + list(extra), [["accuracy (%)"] + accuracy, ["n"] + count])
+
+
+def report(results: dict) -> str:
+    """The printed tables (a title line above each) for whatever `results` holds."""
+    out = []
+    if "t2i" in results:
+        r = results["t2i"]
+        out.append(("T2I prompt following (GenEval categories)", _scored_table(
+            r["categories"], {"overall": r["overall"], "geneval_mean": r["geneval_mean"]})))
+    if "caption" in results:
+        r = results["caption"]
+        out.append(("Captioning", table(["exact (%)", "CIDEr"], [[_pct(r["exact"]), f"{r['cider']:.3f}"]])))
+    if "vqa" in results:
+        r, yn = results["vqa"], results["vqa"]["yes_no"]
+        out.append(("VQA accuracy by question type", _scored_table(r["per_type"], {"overall": r["overall"]})))
+        out.append((f"Yes/no, POPE-style (n={yn['n']})", table(
+            ["accuracy", "precision", "recall", "F1", "yes ratio"],
+            [[_pct(yn[k]) for k in ("accuracy", "precision", "recall", "f1", "yes_ratio")]])))
+    if "speed" in results:
+        s = results["speed"]["seconds_per_item"]
+        out.append((f"Seconds per item (batch 1, model defaults, median of {results['speed']['items']})",
+                    table(list(s), [[f"{v:.3f}" for v in s.values()]])))
+    if "sweep" in results:
+        rows, fewest = results["sweep"]["rows"], results["sweep"]["fewest_steps"]
+        steps = sorted({r["steps"] for r in rows})
+        acc = {(r["task"], r["sampler"], r["steps"]): r["accuracy"] for r in rows}
+        body = [[f"{t} {s}"] + [_pct(acc.get((t, s, k))) for k in steps] + [str(fewest[t][s])]
+                for t, s in sorted({(r["task"], r["sampler"]) for r in rows})]
+        out.append(("Accuracy (%) against text steps (caption: exact, vqa: overall)",
+                    table(["task sampler"] + [str(k) for k in steps] + ["fewest within 1 pt"], body)))
+    return "\n\n".join(f"{title}\n{body}" for title, body in out)
+
+
+def settings_line(pipe, args: argparse.Namespace) -> str:
+    """The settings printed above the tables."""
+    d = pipe.defaults
+    return (f"model {args.model} | device {pipe.device} | n {args.n} | batch {args.batch} | "
+            f"perturb {args.perturb} | seed {BENCHMARK_SEED}\n"
+            f"t2i: steps {d.image_steps}, guidance {d.guidance_scale} | "
+            f"caption: sampler {d.caption_sampler}, steps {d.caption_steps} | "
+            f"vqa: sampler {d.answer_sampler}, steps {d.answer_steps}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train.eval", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="pipeline folder")
+    parser.add_argument("--n", type=int, default=200, help="items per task (default 200)")
+    parser.add_argument("--batch", type=int, default=32, help="batch size for the accuracy runs")
+    parser.add_argument("--perturb", choices=PERTURBATIONS, default="none", help="how caption/VQA inputs are rendered")
+    parser.add_argument("--sweep", action="store_true", help="accuracy against text steps, per sampler")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of t2i,caption,vqa")
+    parser.add_argument("--speed-items", type=int, default=10, help="items timed per task (0: no speed)")
+    parser.add_argument("--json", default=None, help="write all numbers and settings here")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, print the tables, optionally write JSON; returns the results."""
+    from ddit.pipeline import DualDiffusionPipeline
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    if not tasks or set(tasks) - set(TASKS):
+        parser.error(f"--tasks must name some of {', '.join(TASKS)}, got {args.tasks!r}")
+    if min(args.n, args.batch) < 1 or args.speed_items < 0:
+        parser.error("--n and --batch must be positive, --speed-items at least 0")
+    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    pipe.set_progress_bar_config(disable=True)
+    print(settings_line(pipe, args))
+    results: dict = {"settings": {**vars(args), "tasks": list(tasks), "seed": BENCHMARK_SEED,
+                                  "device": str(pipe.device), "defaults": pipe.defaults.to_dict()}}
+    common = dict(n=args.n, batch=args.batch, seed=BENCHMARK_SEED)
+    if "t2i" in tasks:
+        results["t2i"] = evaluate_t2i(pipe, **common)
+    if "caption" in tasks:
+        results["caption"] = evaluate_caption(pipe, **common, perturb=args.perturb)
+    if "vqa" in tasks:
+        results["vqa"] = evaluate_vqa(pipe, **common, perturb=args.perturb)
+    if args.speed_items > 0:
+        timed = tuple(name for task, name in zip(TASKS, ("image", "caption", "answer")) if task in tasks)
+        results["speed"] = measure_speed(pipe, args.speed_items, BENCHMARK_SEED, timed)
+    text_tasks = tuple(t for t in ("caption", "vqa") if t in tasks)
+    if args.sweep and text_tasks:
+        results["sweep"] = sweep_text_steps(pipe, **common, perturb=args.perturb, tasks=text_tasks)
+    print("\n" + report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
