@@ -7,6 +7,8 @@ code path a released checkpoint uses.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
@@ -55,6 +57,9 @@ def new_components(cfg: ModelConfig, resolution: int) -> dict:
     if not cfg.vae:
         raise ValueError("model.vae must name a trained AutoencoderKL folder (python -m train.vae ...), "
                          "or be 'random' for smoke tests")
+    if cfg.vae != "random" and not (Path(cfg.vae) / "config.json").is_file():
+        raise FileNotFoundError(f"model.vae: no trained VAE at {cfg.vae}; make it with "
+                                "python -m train.vae train/configs/vae_shapes.yaml --output_dir " + str(cfg.vae))
     vae = random_vae() if cfg.vae == "random" else AutoencoderKL.from_pretrained(cfg.vae)
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
     tokenizer = build_word_tokenizer(shapes_vocabulary())
