@@ -141,3 +141,23 @@ def test_two_process_data_parallel_run(tmp_path):
     seen = [json.loads((tmp_path / f"data_hashes_rank{r}.json").read_text()) for r in (0, 1)]
     assert seen[0] and seen[1] and not set(seen[0]) & set(seen[1])
     assert (tmp_path / "pipeline" / "model_index.json").is_file()
+
+
+def test_latent_pool_run_resumes_exactly_and_reuses_the_pool(tmp_path):
+    def config(out, steps):
+        cfg = tiny_config(out, max_steps=steps)
+        cfg.data.latent_pool = 24
+        return cfg
+
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    train(config(straight, 4))
+    train(config(halves, 2))
+    pool_file = halves / "latent_pool.pt"
+    stamp = pool_file.stat().st_mtime_ns
+    train(config(halves, 4), resume=True)
+    assert pool_file.stat().st_mtime_ns == stamp  # not re-encoded
+    a = load_file(straight / "checkpoints" / "step_4" / "model.safetensors")
+    b = load_file(halves / "checkpoints" / "step_4" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    pool = torch.load(pool_file, weights_only=True)
+    assert pool["latents"].shape == (24, 4, 8, 8) and len(pool["scenes"]) == 24

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ddit.task_defaults import TaskDefaults
 from ddit.text_layout import layout
@@ -28,27 +29,33 @@ from .readers import open_dataset
 
 @dataclass
 class Example:
-    """One training row: the image, its T2I prompt, and its text task (clean prompt + response)."""
+    """One training row: the image (or its pre-encoded latents), its T2I prompt, and its text task."""
 
-    image: Image.Image
+    image: Image.Image | None
     t2i_prompt: str
     text_prompt: str
     response: str
+    latents: torch.Tensor | None = None  # (c, h, w), set when drawn from a latent pool
 
 
 @dataclass
 class Batch:
-    pixels: torch.Tensor  # (b, 3, H, W) in [-1, 1]
+    pixels: torch.Tensor | None  # (b, 3, H, W) in [-1, 1]; None when latents come from a pool
+    latents: torch.Tensor | None  # (b, c, h, w) pre-encoded, or None
     prompt_ids: torch.LongTensor  # (b, prompt_length): T2I prompts, padded with EOS
     input_ids: torch.LongTensor  # (b, text_length): text-task prompt + response slot
     response_mask: torch.BoolTensor  # (b, text_length)
 
 
 class ShapesWorldSource:
-    """Random scenes: T2I prompts with size/position dropped at random; captions or questions for text."""
+    """Random scenes: T2I prompts with size/position dropped at random; captions or questions for text.
 
-    def __init__(self, cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int = 0):
-        self.cfg, self.defaults, self.seed, self.rank = cfg, defaults, seed, process_index
+    With ``pool`` (scenes and their latents, see :func:`latent_pool`) rows are drawn from the pool.
+    """
+
+    def __init__(self, cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int = 0,
+                 pool: tuple[list, torch.Tensor] | None = None):
+        self.cfg, self.defaults, self.seed, self.rank, self.pool = cfg, defaults, seed, process_index, pool
 
     def examples(self, index: int, n: int) -> list[Example]:
         rng = np.random.default_rng([self.seed, self.rank, index])
@@ -56,15 +63,19 @@ class ShapesWorldSource:
 
     def _example(self, rng: np.random.Generator) -> Example:
         cfg = self.cfg
-        scene = sw.sample_scene(rng)
-        image = sw.render(scene, rng, antialias=bool(rng.random() < cfg.antialias_fraction))
+        if self.pool is None:
+            scene, latents = sw.sample_scene(rng), None
+            image = sw.render(scene, rng, antialias=bool(rng.random() < cfg.antialias_fraction))
+        else:
+            i = int(rng.integers(len(self.pool[0])))
+            scene, latents, image = self.pool[0][i], self.pool[1][i], None
         t2i = sw.prompt(scene, rng, cfg.p_drop_size, cfg.p_drop_position)
         if rng.random() < cfg.caption_dropout:
             t2i = ""
         if rng.random() < cfg.caption_fraction:
-            return Example(image, t2i, self.defaults.caption_prompt, sw.caption(scene))
+            return Example(image, t2i, self.defaults.caption_prompt, sw.caption(scene), latents)
         question, answer, _ = sw.sample_question(scene, rng)
-        return Example(image, t2i, self.defaults.question_template.format(question=question), answer)
+        return Example(image, t2i, self.defaults.question_template.format(question=question), answer, latents)
 
     def state(self) -> dict:
         return {}  # stateless: a function of the index
@@ -128,10 +139,35 @@ class FileSource:
         self.consumed = state.get("consumed", 0)
 
 
-def make_source(cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int, num_processes: int):
+def latent_pool_scenes(cfg: DataConfig, seed: int) -> list:
+    """The pool's scenes (cheap to regenerate; used to check a cached pool matches the config)."""
+    rng = np.random.default_rng([seed, 7])
+    return [sw.sample_scene(rng) for _ in range(cfg.latent_pool)]
+
+
+@torch.no_grad()
+def latent_pool(cfg: DataConfig, seed: int, encode, batch_size: int = 64) -> tuple[list, torch.Tensor]:
+    """``cfg.latent_pool`` scenes (rendered with jitter and some antialiasing) and their latents (n, c, h, w).
+
+    ``encode`` maps pixels (b, 3, H, W) in [-1, 1] to latents. Deterministic in ``seed``.
+    """
+    scenes = latent_pool_scenes(cfg, seed)
+    rng = np.random.default_rng([seed, 8])  # rendering: jitter and antialiasing
+    processor = VaeImageProcessor()
+    chunks = []
+    for start in tqdm(range(0, len(scenes), batch_size), desc="encoding the latent pool"):
+        images = [sw.render(s, rng, antialias=bool(rng.random() < cfg.antialias_fraction))
+                  for s in scenes[start:start + batch_size]]
+        pixels = processor.preprocess(images, height=cfg.resolution, width=cfg.resolution)
+        chunks.append(encode(pixels).float())
+    return scenes, torch.cat(chunks)
+
+
+def make_source(cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int, num_processes: int,
+                pool: tuple[list, torch.Tensor] | None = None):
     """The data source a config names."""
     if cfg.kind == "shapes_world":
-        return ShapesWorldSource(cfg, defaults, seed, process_index)
+        return ShapesWorldSource(cfg, defaults, seed, process_index, pool)
     if cfg.kind == "files":
         return FileSource(cfg, defaults, seed, process_index, num_processes)
     raise ValueError(f"Unknown data.kind {cfg.kind!r}: use 'shapes_world' or 'files'.")
@@ -139,11 +175,15 @@ def make_source(cfg: DataConfig, defaults: TaskDefaults, seed: int, process_inde
 
 def collate(examples: list[Example], tokenizer, cfg: DataConfig) -> Batch:
     """Tokenise and stack: the layout is ``ddit.text_layout``'s, the same the pipeline samples with."""
-    processor = VaeImageProcessor()
-    pixels = processor.preprocess([e.image for e in examples], height=cfg.resolution, width=cfg.resolution)
+    pixels = latents = None
+    if examples[0].latents is not None:
+        latents = torch.stack([e.latents for e in examples])
+    else:
+        pixels = VaeImageProcessor().preprocess([e.image for e in examples], height=cfg.resolution,
+                                                width=cfg.resolution)
     prompt_ids = tokenizer([e.t2i_prompt for e in examples], padding="max_length", max_length=cfg.prompt_length,
                            truncation=True, return_tensors="pt")["input_ids"]
     text = layout(tokenizer, [e.text_prompt for e in examples], slot_length=1,
                   responses=[e.response for e in examples], max_prompt_length=cfg.text_length - 1,
                   total_length=cfg.text_length)
-    return Batch(pixels=pixels, prompt_ids=prompt_ids, input_ids=text.input_ids, response_mask=text.response_mask)
+    return Batch(pixels=pixels, latents=latents, prompt_ids=prompt_ids, input_ids=text.input_ids, response_mask=text.response_mask)

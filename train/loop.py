@@ -31,7 +31,7 @@ from ddit.text_layout import mask_token_id
 from . import reporting
 from .components import build_components, text_encoder_params
 from .config import OptimConfig, TrainConfig
-from .data import collate, make_source
+from .data import collate, latent_pool, latent_pool_scenes, make_source
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,21 @@ class Progress:
         self.step, self.data_state, self.history = state["step"], state["data_state"], state["history"]
 
 
+def _latent_pool(cfg: TrainConfig, vae, accelerator: Accelerator, out: Path):
+    """Encode the Shapes-World latent pool once (main process), cached in the run folder for resumes."""
+    path = out / "latent_pool.pt"
+    if accelerator.is_main_process and not path.is_file():
+        encode = lambda pixels: encode_latents(vae, pixels.to(accelerator.device, vae.dtype))
+        scenes, latents = latent_pool(cfg.data, cfg.seed, encode)
+        torch.save({"scenes": [repr(s) for s in scenes], "latents": latents}, path)
+    accelerator.wait_for_everyone()
+    saved = torch.load(path, weights_only=True)
+    scenes = latent_pool_scenes(cfg.data, cfg.seed)
+    if [repr(s) for s in scenes] != saved["scenes"]:
+        raise ValueError(f"{path} was made with other data settings; delete it to re-encode.")
+    return scenes, saved["latents"]
+
+
 def _new_window() -> dict:
     return {"loss_image": [], "loss_text": [], "time": 0.0, "samples": 0, "steps": 0}
 
@@ -124,7 +139,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     ema = EMAModel(trained, decay=o.ema_decay)
     progress = Progress()
     accelerator.register_for_checkpointing(ema, progress)
-    source = make_source(cfg.data, defaults, cfg.seed, accelerator.process_index, accelerator.num_processes)
+    pool = _latent_pool(cfg, vae, accelerator, out) if cfg.data.kind == "shapes_world" and cfg.data.latent_pool else None
+    source = make_source(cfg.data, defaults, cfg.seed, accelerator.process_index, accelerator.num_processes, pool)
     if resume:
         checkpoint = latest_checkpoint(out)
         if checkpoint is None:
@@ -148,10 +164,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         for k in range(o.grad_accum):
             micro = step * o.grad_accum + k
             batch = collate(source.examples(micro, o.batch_size), tokenizer, cfg.data)
+            if batch.latents is None:
+                with torch.no_grad():
+                    latents = encode_latents(vae, batch.pixels.to(accelerator.device, vae.dtype)).float()
+            else:
+                latents = batch.latents.to(accelerator.device)
             if len(seen) < 3:
-                seen.append(hashlib.sha256(batch.input_ids.numpy().tobytes() + batch.pixels.numpy().tobytes()).hexdigest()[:16])
-            with torch.no_grad():
-                latents = encode_latents(vae, batch.pixels.to(accelerator.device, vae.dtype)).float()
+                seen.append(hashlib.sha256(batch.input_ids.numpy().tobytes() + latents.cpu().numpy().tobytes()).hexdigest()[:16])
             generator = torch.Generator().manual_seed(_seed(cfg.seed, accelerator.process_index, micro))
             inputs = (latents, *(t.to(latents.device) for t in (batch.prompt_ids, batch.input_ids, batch.response_mask)))
             if flops_per_step is None:
