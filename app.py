@@ -53,7 +53,7 @@ def token_view(pipe: DualDiffusionPipeline, state: TextStep, row: int = 0) -> li
     if ended and not any(masked):  # finished: drop the end-of-text padding
         while view and view[-1][0] == END_GLYPH:
             view.pop()
-    return view
+    return [(text.strip() + " ", label) for text, label in view]  # spaced: unlabelled spans would run together
 
 
 def read_image(image) -> Image.Image:
@@ -157,7 +157,7 @@ def chat(pipe, image, message, history, steps, sampler, seed):
                                      {"role": "assistant", "content": ""}]
     for state in steps_iter:
         view = token_view(pipe, state)
-        partial_answer = " ".join(t for t, label in view if label != "question" and t != END_GLYPH)
+        partial_answer = " ".join(t.strip() for t, label in view if label != "question" and t.strip() != END_GLYPH)
         history[-1] = {"role": "assistant", "content": partial_answer}
         yield history, view, ""
     history[-1] = {"role": "assistant", "content": pipe.decode_text(state)[0] or "(no answer)"}

@@ -1,0 +1,87 @@
+"""Drive the app in headless Chromium (Debian's /usr/bin/chromium via Playwright) and screenshot each tab.
+
+Skipped where Chromium or Playwright is missing, unless DDIT_REQUIRE_BROWSER=1 (``.ci/run`` sets it after
+installing both). Screenshots go to $DDIT_SCREENSHOTS, else the test's tmp folder. $DDIT_APP_MODEL picks a
+pipeline folder (default: a tiny random pipeline).
+"""
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+import app
+from ddit import DualDiffusionPipeline
+from ddit.testing import build_tiny_pipeline
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+missing = sync_playwright is None or not Path(CHROMIUM).exists()
+pytestmark = pytest.mark.skipif(missing and os.environ.get("DDIT_REQUIRE_BROWSER") != "1",
+                                reason="needs Playwright and /usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def url():
+    model = os.environ.get("DDIT_APP_MODEL")
+    pipe = DualDiffusionPipeline.from_pretrained(model, device="cpu") if model else build_tiny_pipeline()
+    demo = app.build_demo(pipe)
+    demo.queue(default_concurrency_limit=1, max_size=16)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_each_tab_in_a_real_browser(url, tmp_path):
+    shots = Path(os.environ.get("DDIT_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    example = sorted((Path(app.EXAMPLES_DIR)).glob("*.png"))[0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+
+        # Generate: type a prompt, run, wait for the final status, check the image is shown
+        page.get_by_role("tab", name="Generate").click()
+        page.get_by_label("Prompt", exact=True).fill("a large red circle at the top left")
+        page.get_by_role("button", name="Generate").click()
+        expect(page.get_by_text("done:")).to_be_visible(timeout=60_000)
+        assert page.locator("img").count() > 0
+        page.screenshot(path=str(shots / "generate.png"), full_page=True)
+
+        # Caption: an uploaded example image, then the caption streams into the tokens and the textbox
+        page.get_by_role("tab", name="Caption").click()
+        page.locator("input[type=file]").first.set_input_files(str(example))
+        page.get_by_role("button", name="Caption", exact=True).click()
+        caption = page.get_by_label("Caption", exact=True)
+        expect(caption).not_to_have_value("", timeout=60_000)
+        expect(page.get_by_text("Replay step")).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(shots / "caption.png"), full_page=True)
+        assert caption.input_value().strip()
+
+        # Chat: an image, a question, an answer in the chat
+        page.get_by_role("tab", name="Chat").click()
+        page.locator("input[type=file]").last.set_input_files(str(example))
+        page.get_by_label("Question").fill("how many shapes are there?")
+        page.get_by_role("button", name="Ask").click()
+        expect(page.get_by_text("how many shapes are there?").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_label("Question")).to_have_value("", timeout=60_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / "chat.png"), full_page=True)
+        bot = page.locator("[data-testid='bot']")
+        assert bot.count() >= 1 and bot.last.inner_text().strip()
+        browser.close()
+    for name in ("generate.png", "caption.png", "chat.png"):
+        assert (shots / name).stat().st_size > 10_000
