@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -108,25 +109,42 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Train as ``cfg`` says; returns the saved pipeline folder."""
+@dataclass
+class Run:
+    """Everything a training run holds between steps."""
+
+    cfg: TrainConfig
+    out: Path
+    accelerator: Accelerator
+    parts: dict
+    defaults: TaskDefaults
+    objective: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_schedule: object
+    trained: list
+    ema: EMAModel
+    progress: Progress
+    source: object
+    seen: list = field(default_factory=list)  # hashes of the first batches: each process sees its own data
+
+
+def setup(cfg: TrainConfig, resume: bool = False) -> Run:
+    """Components, optimizer (AdamW, warm-up then constant LR), EMA and data; restored from the latest
+    checkpoint when ``resume``."""
     out = Path(cfg.output_dir)
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # several CPU processes then form a gloo group (MULTI_CPU)
         mixed_precision=cfg.optim.mixed_precision, gradient_accumulation_steps=cfg.optim.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    main = accelerator.is_main_process
-    if main:
+    if accelerator.is_main_process:
         (out / "samples").mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     set_seed(cfg.seed)  # identical initial weights in every process
     parts = build_components(cfg.model, cfg.data.resolution)
-    defaults = TaskDefaults.from_dict(cfg.task_defaults)
     tokenizer, vae = parts["tokenizer"], parts["vae"].eval().requires_grad_(False).to(accelerator.device)
-    mask_id = mask_token_id(tokenizer)
     te_params = text_encoder_params(parts["text_encoder"], tokenizer, cfg.model.train_text_encoder)
-    objective = JointObjective(parts["transformer"], parts["text_encoder"], mask_id, cfg.optim)
+    objective = JointObjective(parts["transformer"], parts["text_encoder"], mask_token_id(tokenizer), cfg.optim)
     o = cfg.optim
     groups = [{"params": list(parts["transformer"].parameters()), "weight_decay": o.weight_decay}]
     if te_params:
@@ -136,11 +154,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     lr_schedule = get_constant_schedule_with_warmup(optimizer, o.warmup_steps)
     objective, optimizer, lr_schedule = accelerator.prepare(objective, optimizer, lr_schedule)
     trained = [p for g in groups for p in g["params"]]
-    ema = EMAModel(trained, decay=o.ema_decay)
-    progress = Progress()
+    ema, progress = EMAModel(trained, decay=o.ema_decay), Progress()
     accelerator.register_for_checkpointing(ema, progress)
+    defaults = TaskDefaults.from_dict(cfg.task_defaults)
     pool = _latent_pool(cfg, vae, accelerator, out) if cfg.data.kind == "shapes_world" and cfg.data.latent_pool else None
     source = make_source(cfg.data, defaults, cfg.seed, accelerator.process_index, accelerator.num_processes, pool)
+    run = Run(cfg, out, accelerator, parts, defaults, objective, optimizer, lr_schedule, trained, ema, progress, source)
     if resume:
         checkpoint = latest_checkpoint(out)
         if checkpoint is None:
@@ -148,77 +167,100 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         accelerator.load_state(str(checkpoint))
         source.load_state(progress.data_state)
         accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
+    return run
 
+
+def _batch_inputs(run: Run, micro: int) -> tuple:
+    """(latents, prompt_ids, input_ids, response_mask) of micro-step ``micro``, on the device."""
+    batch = collate(run.source.examples(micro, run.cfg.optim.batch_size), run.parts["tokenizer"], run.cfg.data)
+    device, vae = run.accelerator.device, run.parts["vae"]
+    if batch.latents is None:
+        with torch.no_grad():
+            latents = encode_latents(vae, batch.pixels.to(device, vae.dtype)).float()
+    else:
+        latents = batch.latents.to(device)
+    return (latents, *(t.to(device) for t in (batch.prompt_ids, batch.input_ids, batch.response_mask)))
+
+
+def train_step(run: Run, window: dict, flops_per_step: float | None) -> float:
+    """One optimizer step (``grad_accum`` micro-steps); returns FLOPs per step (measured on the first call)."""
+    o, accelerator, step = run.cfg.optim, run.accelerator, run.progress.step
+    start = time.perf_counter()
+    for k in range(o.grad_accum):
+        micro = step * o.grad_accum + k
+        inputs = _batch_inputs(run, micro)
+        if len(run.seen) < 3:
+            run.seen.append(hashlib.sha256(inputs[2].cpu().numpy().tobytes()
+                                           + inputs[0].cpu().numpy().tobytes()).hexdigest()[:16])
+        make_generator = lambda: torch.Generator().manual_seed(_seed(run.cfg.seed, accelerator.process_index, micro))
+        if flops_per_step is None:
+            flops_per_step = _count_flops(accelerator, run.objective, inputs, make_generator()) * o.grad_accum
+        with accelerator.accumulate(run.objective):
+            with accelerator.autocast():
+                loss = run.objective(*inputs, make_generator())
+            accelerator.backward(loss.total)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(run.trained, o.grad_clip)
+            run.optimizer.step()
+            run.lr_schedule.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        window["loss_image"].append(loss.image.item())
+        window["loss_text"].append(loss.text.item())
+    run.ema.step(run.trained)
+    run.progress.step = step + 1
+    run.progress.data_state = run.source.state()
+    window["time"] += time.perf_counter() - start
+    window["steps"] += 1
+    window["samples"] += o.batch_size * o.grad_accum * accelerator.num_processes
+    return flops_per_step
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train as ``cfg`` says; returns the saved pipeline folder."""
+    run = setup(cfg, resume)
+    accelerator, progress, log, o = run.accelerator, run.progress, cfg.log, cfg.optim
+    main = accelerator.is_main_process
     peak = reporting.measure_matmul_peak(torch.bfloat16 if o.mixed_precision == "bf16" else torch.float32,
                                          device=accelerator.device)
-    accelerator.print(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s; params: "
-                      f"transformer {sum(p.numel() for p in parts['transformer'].parameters()) / 1e6:.2f}M")
+    accelerator.print(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s; params: transformer "
+                      f"{sum(p.numel() for p in run.parts['transformer'].parameters()) / 1e6:.2f}M")
     flops_per_step, window = None, _new_window()
-    seen = []  # first batches' hashes: shows that processes see different data
     bar = tqdm(total=o.max_steps, initial=progress.step, disable=not main, desc="train", dynamic_ncols=True)
-    objective.train()
+    run.objective.train()
     if cfg.model.train_text_encoder != "all":
-        parts["text_encoder"].eval()  # a frozen (pretrained) encoder runs without dropout
+        run.parts["text_encoder"].eval()  # a frozen (pretrained) encoder runs without dropout
     while progress.step < o.max_steps:
-        step, start = progress.step, time.perf_counter()
-        for k in range(o.grad_accum):
-            micro = step * o.grad_accum + k
-            batch = collate(source.examples(micro, o.batch_size), tokenizer, cfg.data)
-            if batch.latents is None:
-                with torch.no_grad():
-                    latents = encode_latents(vae, batch.pixels.to(accelerator.device, vae.dtype)).float()
-            else:
-                latents = batch.latents.to(accelerator.device)
-            if len(seen) < 3:
-                seen.append(hashlib.sha256(batch.input_ids.numpy().tobytes() + latents.cpu().numpy().tobytes()).hexdigest()[:16])
-            generator = torch.Generator().manual_seed(_seed(cfg.seed, accelerator.process_index, micro))
-            inputs = (latents, *(t.to(latents.device) for t in (batch.prompt_ids, batch.input_ids, batch.response_mask)))
-            if flops_per_step is None:
-                flops_per_step = _count_flops(accelerator, objective, inputs, generator) * o.grad_accum  # per process
-                generator = torch.Generator().manual_seed(_seed(cfg.seed, accelerator.process_index, micro))
-            with accelerator.accumulate(objective):
-                with accelerator.autocast():
-                    loss = objective(*inputs, generator)
-                accelerator.backward(loss.total)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(trained, o.grad_clip)
-                optimizer.step()
-                lr_schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-            window["loss_image"].append(loss.image.item())
-            window["loss_text"].append(loss.text.item())
-        ema.step(trained)
-        progress.step = step + 1
-        progress.data_state = source.state()
-        window["time"] += time.perf_counter() - start
-        window["steps"] += 1
-        window["samples"] += o.batch_size * o.grad_accum * accelerator.num_processes
+        flops_per_step = train_step(run, window, flops_per_step)
         bar.update()
-        if progress.step % cfg.log.log_every == 0 or progress.step == o.max_steps:
-            record = _log_record(progress.step, window, flops_per_step, peak, lr_schedule.get_last_lr()[0])
+        if progress.step % log.log_every == 0 or progress.step == o.max_steps:
+            record = _log_record(progress.step, window, flops_per_step, peak, run.lr_schedule.get_last_lr()[0])
             progress.history.append(record)
             bar.set_postfix(img=f"{record['loss_image']:.4f}", txt=f"{record['loss_text']:.3f}",
                             sps=f"{record['samples_per_s']:.0f}", mfu=f"{record['mfu']:.2f}")
             if main:
-                reporting.append_jsonl(out / "metrics.jsonl", record)
-                reporting.plot_losses(progress.history, out / "loss.png")
+                reporting.append_jsonl(run.out / "metrics.jsonl", record)
+                reporting.plot_losses(progress.history, run.out / "loss.png")
             window = _new_window()
-        if progress.step % cfg.log.checkpoint_every == 0 or progress.step == o.max_steps:
-            _save_checkpoint(accelerator, out, progress.step, cfg.log.keep_checkpoints)
-        if main and (progress.step % cfg.log.sample_every == 0 or progress.step == o.max_steps):
-            with _ema_weights(ema, trained):
-                _write_samples(parts, defaults, cfg, out / "samples" / f"step_{progress.step:06d}.png")
+        if progress.step % log.checkpoint_every == 0 or progress.step == o.max_steps:
+            _save_checkpoint(accelerator, run.out, progress.step, log.keep_checkpoints)
+        if main and (progress.step % log.sample_every == 0 or progress.step == o.max_steps):
+            with _ema_weights(run.ema, run.trained):
+                _write_samples(run.parts, cfg, run.out / "samples" / f"step_{progress.step:06d}.png")
     bar.close()
-    (out / f"data_hashes_rank{accelerator.process_index}.json").write_text(json.dumps(seen))
-    accelerator.wait_for_everyone()
-    folder = out / "pipeline"
-    if main:
-        ema.copy_to(trained)
-        pipe = DualDiffusionPipeline(**parts, task_defaults=cfg.task_defaults)
-        pipe.save_pretrained(folder)
-        shutil.copy(out / "config.yaml", folder / "train_config.yaml")
-        accelerator.print(f"saved pipeline (EMA weights) to {folder}")
-    accelerator.end_training()
+    (run.out / f"data_hashes_rank{accelerator.process_index}.json").write_text(json.dumps(run.seen))
+    return _finish(run)
+
+
+def _finish(run: Run) -> Path:
+    """Save the EMA weights as a pipeline folder (main process), with the config that made it."""
+    run.accelerator.wait_for_everyone()
+    folder = run.out / "pipeline"
+    if run.accelerator.is_main_process:
+        run.ema.copy_to(run.trained)
+        DualDiffusionPipeline(**run.parts, task_defaults=run.cfg.task_defaults).save_pretrained(folder)
+        shutil.copy(run.out / "config.yaml", folder / "train_config.yaml")
+        run.accelerator.print(f"saved pipeline (EMA weights) to {folder}")
+    run.accelerator.end_training()
     return folder
 
 
@@ -268,7 +310,7 @@ def _save_checkpoint(accelerator: Accelerator, out: Path, step: int, keep: int) 
 
 
 @torch.no_grad()
-def _write_samples(parts: dict, defaults: TaskDefaults, cfg: TrainConfig, path: Path) -> None:
+def _write_samples(parts: dict, cfg: TrainConfig, path: Path) -> None:
     """Generated images for fixed prompts, each captioned by the model itself."""
     was_training = parts["transformer"].training
     parts["transformer"].eval()
