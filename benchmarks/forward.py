@@ -28,11 +28,10 @@ from typing import Callable
 import diffusers
 import torch
 from diffusers import SD3Transformer2DModel
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: ddit is not pip-installed
-from ddit.transformer import DualDiffusionTransformer
+from ddit.transformer import DualDiffusionTransformer  # noqa: E402
+from train.reporting import FlopCount  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -71,10 +70,10 @@ def build_config(args: argparse.Namespace) -> dict:
 
 
 def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one call; math SDPA so that attention is counted (as bmm)."""
-    with sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as counter:
+    """FLOPs of one call (attention counted through the math kernel, as in training's MFU)."""
+    with FlopCount() as counter:
         fn()
-    return counter.get_total_flops()
+    return counter.total
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:
