@@ -202,7 +202,7 @@ def build_demo(pipe: DualDiffusionPipeline) -> gr.Blocks:
                         gr.Examples([[p] for p in example_prompts], inputs=[prompt], label="Example prompts")
                 with gr.Column():
                     image_out = gr.Image(label="Denoising (predicted clean image)", type="pil", format="png",
-                                         height=VIEW_SIDE)
+                                         height=VIEW_SIDE, width=VIEW_SIDE)
                     status = gr.Markdown()
                     strip = gr.Gallery(label="Every step", columns=8, height=140)
                     gif = gr.File(label="The whole process (GIF)")
