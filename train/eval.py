@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import itertools
 import json
 import re
 import statistics
@@ -32,7 +31,7 @@ from pycocoevalcap.cider.cider import Cider
 from tqdm.auto import tqdm
 
 from ddit.text_scheduler import SAMPLERS
-from train.judge import matches, read_scene
+from train.judge import matches, pairs_up, read_scene
 from train.shapes_world import (
     BENCHMARK_SEED, QTYPES, Scene, caption, iter_scenes, parse_caption, parse_prompt, prompt, render,
     sample_question,
@@ -131,10 +130,7 @@ def _run_batches(fn: Callable, columns: tuple[list, ...], batch: int, seed: int,
 
 def _holds(scene: Scene | None, spec: list[dict], keys: tuple[str, ...]) -> bool:
     """Exactly the asked number of objects, paired so that each agrees with its request on `keys`."""
-    if scene is None or len(scene.objects) != len(spec):
-        return False
-    return any(all(getattr(o, k) == want[k] for o, want in zip(order, spec) for k in keys)
-               for order in itertools.permutations(scene.objects))
+    return pairs_up(scene, spec, lambda o, want: all(getattr(o, k) == want[k] for k in keys))
 
 
 def _is_caption_of(text: str, scene: Scene) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -223,9 +224,14 @@ def _satisfies(obj: ShapeObject, want: dict) -> bool:
             and want.get("size") in (None, obj.size) and want.get("cell") in (None, obj.cell))
 
 
-def matches(scene: Scene | None, spec: list[dict]) -> bool:
-    """Whether a read scene holds exactly the objects a parsed prompt asked for."""
+def pairs_up(scene: Scene | None, spec: list[dict], agrees: Callable[[ShapeObject, dict], bool]) -> bool:
+    """Exactly as many objects as requested, paired so that ``agrees(object, request)`` holds for each."""
     if scene is None or len(scene.objects) != len(spec):
         return False
-    return any(all(_satisfies(o, w) for o, w in zip(order, spec))
+    return any(all(agrees(o, w) for o, w in zip(order, spec))
                for order in itertools.permutations(scene.objects))
+
+
+def matches(scene: Scene | None, spec: list[dict]) -> bool:
+    """Whether a read scene holds exactly the objects a parsed prompt asked for."""
+    return pairs_up(scene, spec, _satisfies)
