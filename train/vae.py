@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import yaml
 from diffusers import AutoencoderKL
+from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -106,16 +107,17 @@ def build_vae(config: VAEConfig) -> AutoencoderKL:
 
 # ------------------------------------------------------------------------------ pixels
 
+_PROCESSOR = VaeImageProcessor()  # the pipeline's own pixel convention: [-1, 1], (b, 3, h, w)
+
+
 def to_pixels(images: list[Image.Image]) -> torch.Tensor:
-    """RGB images -> (b, 3, h, w) float in [-1, 1], VaeImageProcessor's convention."""
-    array = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])  # (b, h, w, 3)
-    return torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1.0
+    """RGB images -> (b, 3, h, w) float in [-1, 1]."""
+    return _PROCESSOR.preprocess(images)
 
 
 def to_images(pixels: torch.Tensor) -> list[Image.Image]:
-    """(b, 3, h, w) in [-1, 1] -> RGB images (clamped, rounded to uint8)."""
-    array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)  # (b, h, w, 3)
-    return [Image.fromarray(a) for a in array.cpu().numpy()]
+    """(b, 3, h, w) in [-1, 1] -> RGB images."""
+    return _PROCESSOR.postprocess(pixels.cpu(), output_type="pil")
 
 
 def render_batch(scenes: list[Scene], rng: np.random.Generator, config: VAEConfig) -> list[Image.Image]:
