@@ -12,7 +12,8 @@ from ddit import DualDiffusionPipeline
 from train import eval as bench
 
 MODEL = Path(__file__).resolve().parent.parent / "assets" / "ddit-shapes"
-VQA_FLOOR, CAPTION_FLOOR = 0.50, 0.90  # measured at n=200: VQA 0.665, captions 0.990; margin for small n
+# measured at n=200: VQA 0.895, captions 0.990, yes/no (random) 0.885; margin for small n
+VQA_FLOOR, CAPTION_FLOOR, YES_NO_FLOOR = 0.80, 0.90, 0.75
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +27,11 @@ def pipe():
 def test_bundled_vqa_accuracy(pipe):
     result = bench.evaluate_vqa(pipe, n=50, batch=25)
     assert result["overall"] >= VQA_FLOOR, result
+
+
+def test_bundled_yes_no_accuracy(pipe):
+    result = bench.evaluate_yes_no(pipe, n=50, batch=25)
+    assert result["random"]["accuracy"] >= YES_NO_FLOOR, result
 
 
 def test_bundled_caption_accuracy(pipe):

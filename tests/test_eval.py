@@ -19,8 +19,8 @@ N = 12  # enough benchmark items for every T2I category and several question typ
 class FakePipeline:
     """Answers like the real pipeline (same methods, same output objects) from the ground truth.
 
-    ``mode``: "oracle" (right), "blank" (white images, empty text) or "swap" (T2I colours rotated
-    among the objects of each prompt).
+    ``mode``: "oracle" (right), "blank" (white images, empty text), "swap" (T2I colours rotated
+    among the objects of each prompt) or "yes" (answers every question "yes").
     """
 
     def __init__(self, mode: str = "oracle"):
@@ -54,6 +54,8 @@ class FakePipeline:
         return self._text([sw.caption(read_scene(i)) for i in image])
 
     def answer(self, image, question, num_inference_steps=None, sampler=None, generator=None):
+        if self.mode == "yes":
+            return self._text(["yes"] * len(question))
         return self._text([{q: a for q, a, _ in sw.questions(read_scene(i))}[question_]
                            for i, question_ in zip(image, question)])
 
@@ -104,8 +106,30 @@ def test_vqa_scoring():
     result = bench.evaluate_vqa(FakePipeline("oracle"), n=40, batch=16)
     assert result["overall"] == 1.0
     assert all(t["accuracy"] in (None, 1.0) for t in result["per_type"].values())
-    assert result["yes_no"]["n"] > 0 and result["yes_no"]["precision"] == result["yes_no"]["recall"] == 1.0
     assert bench.evaluate_vqa(FakePipeline("blank"), n=40, batch=16)["overall"] == 0.0
+
+
+def test_yes_no_probes_are_balanced_true_and_adversarial_negatives_are_near():
+    scenes = list(sw.iter_scenes(sw.BENCHMARK_SEED, 60))
+    for setting in bench.POPE_SETTINGS:
+        probes = bench.yes_no_probes(scenes, setting=setting)
+        assert [a for _, a in probes] == ["yes", "no"] * 30
+        for scene, (question, answer) in zip(scenes, probes):
+            assert (question, answer, "exists") in sw.questions(scene)
+    for scene, (question, answer) in zip(scenes, bench.yes_no_probes(scenes, setting="adversarial")):
+        color, shape = question.rstrip("?").split()[-2:]
+        assert answer == "yes" or any(o.color == color or o.shape == shape for o in scene.objects)
+    with pytest.raises(ValueError, match="POPE"):
+        bench.yes_no_probes(scenes, setting="popular")
+
+
+def test_yes_no_scoring():
+    oracle = bench.evaluate_yes_no(FakePipeline("oracle"), n=20, batch=8)
+    always = bench.evaluate_yes_no(FakePipeline("yes"), n=20, batch=8)
+    for setting in bench.POPE_SETTINGS:
+        assert oracle[setting]["accuracy"] == oracle[setting]["f1"] == 1.0 and oracle[setting]["yes_ratio"] == 0.5
+        assert always[setting]["accuracy"] == 0.5 and always[setting]["yes_ratio"] == 1.0
+        assert always[setting]["recall"] == 1.0 and always[setting]["precision"] == 0.5
 
 
 def test_tiny_pipeline_runs_every_task(tiny):
@@ -117,7 +141,8 @@ def test_tiny_pipeline_runs_every_task(tiny):
     assert caption["settings"] == {"steps": 4, "sampler": "ancestral", "perturb": "jpeg"}
     vqa = bench.evaluate_vqa(tiny, n=4, batch=3)
     assert set(vqa["per_type"]) == set(sw.QTYPES) and _in_unit(vqa["overall"])
-    assert all(_in_unit(v) for k, v in vqa["yes_no"].items() if k != "n")
+    yes_no = bench.evaluate_yes_no(tiny, n=4, batch=3)
+    assert all(_in_unit(v) for s in bench.POPE_SETTINGS for v in yes_no[s].values() if v is not None)
     speed = bench.measure_speed(tiny, items=1)["seconds_per_item"]
     assert set(speed) == {"image", "caption", "answer"} and all(v > 0 for v in speed.values())
 
@@ -131,11 +156,20 @@ def test_sweep_caps_steps_at_the_slot(tiny):
     assert set(sweep["fewest_steps"]["vqa"]) == {"ancestral", "confidence"}
 
 
+def test_t2i_sweep_crosses_the_defaults(tiny):
+    d = tiny.defaults
+    rows = bench.sweep_t2i(tiny, n=2, batch=2, guidance=(1.0, 3.0), steps=(2, d.image_steps))["rows"]
+    assert [(r["steps"], r["guidance_scale"]) for r in rows] == [
+        (d.image_steps, 1.0), (d.image_steps, 3.0), (2, d.guidance_scale)]
+    assert all(_in_unit(r["overall"]) for r in rows)
+    assert "T2I against image steps and guidance" in bench.report({"t2i_sweep": {"rows": rows}})
+
+
 def test_main_writes_json(tmp_path, capsys):
     build_tiny_pipeline().save_pretrained(tmp_path / "tiny")
     out = tmp_path / "e.json"
-    bench.main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "1", "--tasks", "caption,vqa",
+    bench.main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "1", "--tasks", "caption,vqa,yesno",
                 "--json", str(out), "--device", "cpu"])
     saved = json.loads(out.read_text())
-    assert {"settings", "caption", "vqa", "speed"} <= set(saved) and "t2i" not in saved
+    assert {"settings", "caption", "vqa", "yesno", "speed"} <= set(saved) and "t2i" not in saved
     assert "Captioning" in capsys.readouterr().out

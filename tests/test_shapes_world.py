@@ -148,6 +148,20 @@ def test_sample_question_balance():
         assert (question, answer, qtype) in sw.questions(scene)
 
 
+def test_sample_question_weights_skew_the_types_and_reject_bad_input():
+    scenes = _scenes(7, 2000)
+    rng = np.random.default_rng(6)
+    weighted = [sw.sample_question(s, rng, {"exists": 6, "count": 0})[2] for s in scenes]
+    rng_uniform = np.random.default_rng(6)
+    uniform = [sw.sample_question(s, rng_uniform)[2] for s in scenes]
+    assert "count" not in weighted and "count" in uniform
+    assert weighted.count("exists") > 2.5 * uniform.count("exists")
+    with pytest.raises(ValueError, match="unknown"):
+        sw.sample_question(scenes[0], rng, {"colour": 1})
+    with pytest.raises(ValueError, match="positive sum"):
+        sw.sample_question(scenes[0], rng, dict.fromkeys(sw.QTYPES, 0))
+
+
 def test_iter_scenes_deterministic_and_splits_differ():
     assert _scenes(123, 50) == _scenes(123, 50)
     assert sw.TRAIN_SEED != sw.BENCHMARK_SEED

@@ -161,3 +161,42 @@ def test_latent_pool_run_resumes_exactly_and_reuses_the_pool(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     pool = torch.load(pool_file, weights_only=True)
     assert pool["latents"].shape == (24, 4, 8, 8) and len(pool["scenes"]) == 24
+
+
+def test_second_stage_starts_from_a_pipeline_reuses_the_pool_and_decays_the_lr(tmp_path):
+    first = tiny_config(tmp_path / "stage1", max_steps=4)
+    first.data.latent_pool = 24
+    folder = train(first)
+    pool_file = tmp_path / "stage1" / "latent_pool.pt"
+    stamp = pool_file.stat().st_mtime_ns
+    second = tiny_config(tmp_path / "stage2", max_steps=10, warmup_steps=2, lr_schedule="linear")
+    second.model.init = f"pipeline:{folder}"
+    second.data.latent_pool, second.data.latent_pool_cache = 24, str(pool_file)
+    train(second)
+    assert pool_file.stat().st_mtime_ns == stamp and not (tmp_path / "stage2" / "latent_pool.pt").exists()
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "stage2" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[0] > lrs[-1] == 0.0  # warm-up, then linear decay to 0 at max_steps
+    frozen = tiny_config(tmp_path / "lr0", max_steps=2, lr=0.0)  # starts where stage 1 ended, moves nowhere
+    frozen.model.init = f"pipeline:{folder}"
+    frozen.data.latent_pool, frozen.data.latent_pool_cache = 24, str(pool_file)
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    start, end = load_file(Path(folder) / weights), load_file(train(frozen) / weights)
+    assert start.keys() == end.keys() and all(torch.equal(start[k], end[k]) for k in start)
+
+
+def test_unknown_lr_schedule_is_an_error(tmp_path):
+    with pytest.raises(ValueError):
+        train(tiny_config(tmp_path, lr_schedule="sawtooth"))
+
+
+def test_bundled_model_recipe_names_real_configs_in_order():
+    script = (ROOT / "train" / "bundled_model.sh").read_text()
+    assert subprocess.run(["bash", "-n", str(ROOT / "train" / "bundled_model.sh")]).returncode == 0
+    configs = [line.split()[-1] for line in script.splitlines() if line.startswith("python -m train")]
+    assert configs == ["runs/vae_shapes", "train/configs/shapes_world.yaml", "train/configs/shapes_world_stage2.yaml"]
+    assert TrainConfig.from_yaml(ROOT / configs[1]).model.vae == configs[0]
+    stage1 = TrainConfig.from_yaml(ROOT / configs[1])
+    stage2 = TrainConfig.from_yaml(ROOT / configs[2])
+    assert stage2.model.init == f"pipeline:{stage1.output_dir}/pipeline"  # stage 2 continues stage 1
+    assert stage2.data.latent_pool_cache == f"{stage1.output_dir}/latent_pool.pt"
+    assert (stage2.seed, stage2.data.latent_pool) == (stage1.seed, stage1.data.latent_pool)  # the cache matches

@@ -42,12 +42,17 @@ class DataConfig:
     prompt_length: int = 28  # T2I prompt tokens given to the text encoder
     caption_dropout: float = 0.1  # empty T2I prompt this often, so classifier-free guidance works
     caption_fraction: float = 0.5  # shapes_world: text rows that are captions (the rest are questions)
+    # shapes_world: how often each question type is asked, relative (e.g. {exists: 3}); None: uniform
+    question_weights: dict | None = None
     p_drop_size: float = 0.3  # shapes_world T2I prompts leave out size / position this often
     p_drop_position: float = 0.3
     antialias_fraction: float = 0.25  # shapes_world: renders drawn antialiased, for robustness
     # shapes_world: > 0 pre-encodes this many scenes once (VAE encoding on the fly costs ~40 % of a CPU
     # step) and draws rows from them, with fresh prompts and questions each time; 0 renders every row
     latent_pool: int = 0
+    # the pool's cache file; default ``<output_dir>/latent_pool.pt``. A later stage with the same seed, pool
+    # size and VAE can name an earlier run's file instead of encoding the same scenes again
+    latent_pool_cache: str | None = None
     t2i_from_response: bool = True  # files: the T2I prompt is the response (captions); False: empty prompt
     shuffle_buffer: int = 1000  # files: samples shuffled in a buffer of this size
 
@@ -59,6 +64,9 @@ class OptimConfig:
     grad_accum: int = 1
     lr: float = 3e-4
     warmup_steps: int = 200  # paper: constant LR after a linear warm-up
+    # diffusers.optimization.get_scheduler name: "constant_with_warmup" (paper), or e.g. "linear" / "cosine"
+    # (warm-up, then decay to 0 at max_steps) for a short final stage
+    lr_schedule: str = "constant_with_warmup"
     weight_decay: float = 1e-2  # paper Table 6
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW defaults, as in the paper
     grad_clip: float = 1.0

@@ -1,13 +1,16 @@
 """The Shapes-World benchmark, shaped like the paper's tables (design.md section 4).
 
 ``python -m train.eval --model PATH [--n N] [--json OUT] [--batch B] [--perturb P] [--sweep]
-[--tasks t2i,caption,vqa] [--speed-items K]``
+[--t2i-sweep] [--tasks t2i,caption,vqa,yesno] [--speed-items K]``
 
 - T2I prompt following in GenEval's categories, judged by ``train.judge.read_scene``;
 - captioning: exact-scene match and CIDEr against the canonical caption;
-- VQA: accuracy per question type, and POPE-style yes/no scores on the "exists" questions;
+- VQA: accuracy per question type;
+- yes/no: POPE-style balanced probes ("is there a red circle?"), one per render, in POPE's "random" and
+  "adversarial" settings (absent pairs drawn from all, or from those sharing a colour or shape in the scene);
 - speed: seconds per item at batch 1 with the model's defaults;
-- ``--sweep``: caption and VQA accuracy against the number of text denoising steps, per sampler.
+- ``--sweep``: caption and VQA accuracy against the number of text denoising steps, per sampler;
+- ``--t2i-sweep``: T2I accuracy against the guidance scale and the number of image steps.
 
 Items are pure functions of the benchmark seed, and each batch has its own seeded generator.
 Accuracies are fractions in [0, 1] (printed as percentages); an empty category scores None.
@@ -33,18 +36,21 @@ from tqdm.auto import tqdm
 from ddit.text_scheduler import SAMPLERS
 from train.judge import matches, pairs_up, read_scene
 from train.shapes_world import (
-    BENCHMARK_SEED, QTYPES, Scene, caption, iter_scenes, parse_caption, parse_prompt, prompt, render,
-    sample_question,
+    BENCHMARK_SEED, COLORS, QTYPES, SHAPES, Scene, caption, exists_question, iter_scenes, parse_caption,
+    parse_prompt, prompt, render, sample_question,
 )
 
 PERTURBATIONS = ("none", "jitter", "antialias", "jpeg")
-TASKS = ("t2i", "caption", "vqa")
+TASKS = ("t2i", "caption", "vqa", "yesno")
+POPE_SETTINGS = ("random", "adversarial")
 BASE_JITTER = 3  # pixels, as in training
 PERTURB_JITTER = 5  # "jitter": more than training used (clamped to the cell by `render`)
 JPEG_QUALITY = 75
 FULL_CAPTION_EVERY = 4  # every 4th T2I prompt is the full canonical caption; the rest drop words at random
 SWEEP_STEPS = (1, 2, 4, 8, 16, 32)
 SWEEP_TOLERANCE = 0.01  # "within 1 point of the best"
+SWEEP_GUIDANCE = (1.0, 1.5, 2.0, 3.0, 4.5)  # --t2i-sweep, at the default image steps
+SWEEP_IMAGE_STEPS = (15, 25, 40)  # --t2i-sweep, at the default guidance
 
 
 # GenEval category -> (which prompts it scores, the attributes each asked object must get right).
@@ -98,6 +104,31 @@ def benchmark_questions(scenes: list[Scene], seed: int = BENCHMARK_SEED) -> list
     return [sample_question(s, rng) for s in scenes]
 
 
+def yes_no_probes(scenes: list[Scene], seed: int = BENCHMARK_SEED, setting: str = "random") -> list[tuple[str, str]]:
+    """POPE-style (question, answer) probes, one per scene, "yes" on even items and "no" on odd ones.
+
+    A "yes" asks about a colour-shape pair in the scene. A "no" asks about an absent pair drawn from all
+    absent pairs ("random") or from those sharing the colour or the shape of an object in the scene
+    ("adversarial", like POPE's co-occurring objects; all absent pairs when none does).
+    """
+    if setting not in POPE_SETTINGS:
+        raise ValueError(f"unknown POPE setting {setting!r}; choose one of {POPE_SETTINGS}")
+    rng = np.random.default_rng([seed, 5, POPE_SETTINGS.index(setting)])
+    probes = []
+    for index, scene in enumerate(scenes):
+        present = sorted({(o.color, o.shape) for o in scene.objects})
+        if index % 2 == 0:
+            pairs, answer = present, "yes"
+        else:
+            pairs = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
+            if setting == "adversarial":
+                pairs = [(c, s) for c, s in pairs if any(c == pc or s == ps for pc, ps in present)] or pairs
+            answer = "no"
+        color, shape = pairs[int(rng.integers(len(pairs)))]
+        probes.append((exists_question(color, shape), answer))
+    return probes
+
+
 # ----------------------------------------------------------------------------- helpers
 
 def words(text: str) -> str:
@@ -149,18 +180,21 @@ def cider(candidates: list[str], references: list[str]) -> float:
 
 # ----------------------------------------------------------------------------- tasks
 
-def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED) -> dict:
+def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, steps: int | None = None,
+                 guidance_scale: float | None = None) -> dict:
     """Generate one image per benchmark prompt and score it per GenEval category and overall."""
     d = pipe.defaults
+    steps = d.image_steps if steps is None else steps
+    guidance_scale = d.guidance_scale if guidance_scale is None else guidance_scale
     prompts = t2i_prompts(n, seed)
-    images = _run_batches(lambda p, generator: pipe(p, generator=generator, num_inference_steps=d.image_steps,
-                                                    guidance_scale=d.guidance_scale).images,
-                          (prompts,), batch, seed, "t2i")
+    images = _run_batches(lambda p, generator: pipe(p, generator=generator, num_inference_steps=steps,
+                                                    guidance_scale=guidance_scale).images,
+                          (prompts,), batch, seed, f"t2i {steps} steps, guidance {guidance_scale}")
     specs, read = [parse_prompt(p) for p in prompts], [read_scene(i) for i in images]
     categories = {name: _score([_holds(r, s, keys) for r, s in zip(read, specs) if selects(s)])
                   for name, (selects, keys) in T2I_CATEGORIES.items()}
     scored = [c["accuracy"] for c in categories.values() if c["accuracy"] is not None]
-    return {"n": n, "settings": {"steps": d.image_steps, "guidance_scale": d.guidance_scale},
+    return {"n": n, "settings": {"steps": steps, "guidance_scale": guidance_scale},
             "categories": categories, "overall": _mean([matches(r, s) for r, s in zip(read, specs)]),
             "geneval_mean": _ratio(sum(scored), len(scored))}
 
@@ -181,7 +215,7 @@ def evaluate_caption(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_
 
 def evaluate_vqa(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
                  steps: int | None = None, sampler: str | None = None) -> dict:
-    """Answer one question per benchmark render: accuracy per type, overall, and yes/no (POPE-style)."""
+    """Answer one question per benchmark render: accuracy per type and overall."""
     d = pipe.defaults
     steps, sampler = d.answer_steps if steps is None else steps, sampler or d.answer_sampler
     scenes, images = benchmark_images(n, seed, perturb)
@@ -192,15 +226,31 @@ def evaluate_vqa(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED
     predicted = [words(t) for t in texts]
     correct = [p == a for p, a in zip(predicted, answers)]
     per_type = {qtype: _score([c for c, t in zip(correct, qtypes) if t == qtype]) for qtype in QTYPES}
-    yes_no = [(p == "yes", a == "yes") for p, a, t in zip(predicted, answers, qtypes) if t == "exists"]
-    true_yes = sum(p and g for p, g in yes_no)
-    precision = _ratio(true_yes, sum(p for p, _ in yes_no))
-    recall = _ratio(true_yes, sum(g for _, g in yes_no))
-    f1 = None if None in (precision, recall) else (_ratio(2 * precision * recall, precision + recall) or 0.0)
     return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb},
-            "per_type": per_type, "overall": _mean(correct),
-            "yes_no": {"accuracy": per_type["exists"]["accuracy"], "precision": precision, "recall": recall,
-                       "f1": f1, "yes_ratio": _mean([p for p, _ in yes_no]), "n": len(yes_no)}}
+            "per_type": per_type, "overall": _mean(correct)}
+
+
+def evaluate_yes_no(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
+                    steps: int | None = None, sampler: str | None = None) -> dict:
+    """POPE-style yes/no on balanced probes (``yes_no_probes``): accuracy, precision, recall, F1 and the
+    share of "yes" answers, per setting. Chance is 0.5; always "yes" scores 0.5 with yes ratio 1."""
+    d = pipe.defaults
+    steps, sampler = d.answer_steps if steps is None else steps, sampler or d.answer_sampler
+    scenes, images = benchmark_images(n, seed, perturb)
+    out = {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb}}
+    for setting in POPE_SETTINGS:
+        questions, answers = zip(*yes_no_probes(scenes, seed, setting))
+        texts = _run_batches(lambda i, q, generator: pipe.answer(i, q, num_inference_steps=steps, sampler=sampler,
+                                                                 generator=generator).text,
+                             (images, questions), batch, seed, f"yes/no {setting}")
+        said = [words(t) == "yes" for t in texts]
+        truth = [a == "yes" for a in answers]
+        true_yes = sum(p and g for p, g in zip(said, truth))
+        precision, recall = _ratio(true_yes, sum(said)), _ratio(true_yes, sum(truth))
+        f1 = None if None in (precision, recall) else (_ratio(2 * precision * recall, precision + recall) or 0.0)
+        out[setting] = {"accuracy": _mean([words(t) == a for t, a in zip(texts, answers)]), "precision": precision,
+                        "recall": recall, "f1": f1, "yes_ratio": _mean(said)}
+    return out
 
 
 def measure_speed(pipe, items: int = 10, seed: int = BENCHMARK_SEED,
@@ -245,6 +295,19 @@ def sweep_text_steps(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_
     return {"rows": rows, "fewest_steps": fewest, "tolerance": SWEEP_TOLERANCE}
 
 
+def sweep_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED,
+              guidance: tuple[float, ...] = SWEEP_GUIDANCE, steps: tuple[int, ...] = SWEEP_IMAGE_STEPS) -> dict:
+    """T2I overall and GenEval mean for each guidance scale at the default steps, and for each step count at
+    the default guidance (a cross through the defaults, not a grid)."""
+    d = pipe.defaults
+    plan = [(d.image_steps, g) for g in guidance] + [(k, d.guidance_scale) for k in steps if k != d.image_steps]
+    rows = []
+    for k, g in plan:
+        r = evaluate_t2i(pipe, n, batch, seed, steps=k, guidance_scale=g)
+        rows.append({"steps": k, "guidance_scale": g, "overall": r["overall"], "geneval_mean": r["geneval_mean"]})
+    return {"rows": rows}
+
+
 # ----------------------------------------------------------------------------- report
 
 def _pct(value: float | None) -> str:
@@ -277,11 +340,14 @@ def report(results: dict) -> str:
         r = results["caption"]
         out.append(("Captioning", table(["exact (%)", "CIDEr"], [[_pct(r["exact"]), f"{r['cider']:.3f}"]])))
     if "vqa" in results:
-        r, yn = results["vqa"], results["vqa"]["yes_no"]
+        r = results["vqa"]
         out.append(("VQA accuracy by question type", _scored_table(r["per_type"], {"overall": r["overall"]})))
-        out.append((f"Yes/no, POPE-style (n={yn['n']})", table(
-            ["accuracy", "precision", "recall", "F1", "yes ratio"],
-            [[_pct(yn[k]) for k in ("accuracy", "precision", "recall", "f1", "yes_ratio")]])))
+    if "yesno" in results:
+        r = results["yesno"]
+        out.append((f"Yes/no, POPE-style balanced probes (n={r['n']} per setting, %)", table(
+            ["setting", "accuracy", "precision", "recall", "F1", "yes ratio"],
+            [[s] + [_pct(r[s][k]) for k in ("accuracy", "precision", "recall", "f1", "yes_ratio")]
+             for s in POPE_SETTINGS])))
     if "speed" in results:
         s = results["speed"]["seconds_per_item"]
         out.append((f"Seconds per item (batch 1, model defaults, median of {results['speed']['items']})",
@@ -294,6 +360,11 @@ def report(results: dict) -> str:
                 for t, s in sorted({(r["task"], r["sampler"]) for r in rows})]
         out.append(("Accuracy (%) against text steps (caption: exact, vqa: overall)",
                     table(["task sampler"] + [str(k) for k in steps] + ["fewest within 1 pt"], body)))
+    if "t2i_sweep" in results:
+        body = [[str(r["steps"]), f"{r['guidance_scale']:g}", _pct(r["overall"]), _pct(r["geneval_mean"])]
+                for r in results["t2i_sweep"]["rows"]]
+        out.append(("T2I against image steps and guidance (%)",
+                    table(["steps", "guidance", "overall", "geneval_mean"], body)))
     return "\n\n".join(f"{title}\n{body}" for title, body in out)
 
 
@@ -314,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=32, help="batch size for the accuracy runs")
     parser.add_argument("--perturb", choices=PERTURBATIONS, default="none", help="how caption/VQA inputs are rendered")
     parser.add_argument("--sweep", action="store_true", help="accuracy against text steps, per sampler")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of t2i,caption,vqa")
+    parser.add_argument("--t2i-sweep", action="store_true", help="T2I against guidance and image steps")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
     parser.add_argument("--speed-items", type=int, default=10, help="items timed per task (0: no speed)")
     parser.add_argument("--json", default=None, help="write all numbers and settings here")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
@@ -344,12 +416,16 @@ def main(argv: list[str] | None = None) -> dict:
         results["caption"] = evaluate_caption(pipe, **common, perturb=args.perturb)
     if "vqa" in tasks:
         results["vqa"] = evaluate_vqa(pipe, **common, perturb=args.perturb)
+    if "yesno" in tasks:
+        results["yesno"] = evaluate_yes_no(pipe, **common, perturb=args.perturb)
     if args.speed_items > 0:
         timed = tuple(name for task, name in zip(TASKS, ("image", "caption", "answer")) if task in tasks)
         results["speed"] = measure_speed(pipe, args.speed_items, BENCHMARK_SEED, timed)
     text_tasks = tuple(t for t in ("caption", "vqa") if t in tasks)
     if args.sweep and text_tasks:
         results["sweep"] = sweep_text_steps(pipe, **common, perturb=args.perturb, tasks=text_tasks)
+    if args.t2i_sweep and "t2i" in tasks:
+        results["t2i_sweep"] = sweep_t2i(pipe, **common)
     print("\n" + report(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

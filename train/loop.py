@@ -20,7 +20,7 @@ import torch
 import yaml
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
-from diffusers.optimization import get_constant_schedule_with_warmup
+from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
@@ -82,11 +82,13 @@ class Progress:
 
 
 def _latent_pool(cfg: TrainConfig, vae, accelerator: Accelerator, out: Path):
-    """Encode the Shapes-World latent pool once (main process), cached in the run folder for resumes."""
-    path = out / "latent_pool.pt"
+    """Encode the Shapes-World latent pool once (main process), cached in the run folder for resumes
+    (or in ``data.latent_pool_cache``, which an earlier stage may have written)."""
+    path = Path(cfg.data.latent_pool_cache) if cfg.data.latent_pool_cache else out / "latent_pool.pt"
     if accelerator.is_main_process and not path.is_file():
         encode = lambda pixels: encode_latents(vae, pixels.to(accelerator.device, vae.dtype))
         scenes, latents = latent_pool(cfg.data, cfg.seed, encode)
+        path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"scenes": [repr(s) for s in scenes], "latents": latents}, path)
     accelerator.wait_for_everyone()
     saved = torch.load(path, weights_only=True)
@@ -129,7 +131,7 @@ class Run:
 
 
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
-    """Components, optimizer (AdamW, warm-up then constant LR), EMA and data; restored from the latest
+    """Components, optimizer (AdamW, warm-up then ``optim.lr_schedule``), EMA and data; restored from the latest
     checkpoint when ``resume``."""
     out = Path(cfg.output_dir)
     accelerator = Accelerator(
@@ -151,7 +153,9 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
         decay = o.weight_decay if cfg.model.train_text_encoder == "all" else 0.0  # frozen rows must not decay
         groups.append({"params": te_params, "weight_decay": decay})
     optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
-    lr_schedule = get_constant_schedule_with_warmup(optimizer, o.warmup_steps)
+    # accelerate steps a prepared schedule once per process for each optimizer step, hence the factor
+    lr_schedule = get_scheduler(o.lr_schedule, optimizer, num_warmup_steps=o.warmup_steps * accelerator.num_processes,
+                                num_training_steps=o.max_steps * accelerator.num_processes)
     objective, optimizer, lr_schedule = accelerator.prepare(objective, optimizer, lr_schedule)
     trained = [p for g in groups for p in g["params"]]
     ema, progress = EMAModel(trained, decay=o.ema_decay), Progress()

@@ -234,6 +234,11 @@ def _count(scene: Scene, **attrs: str) -> list[ShapeObject]:
     return [o for o in scene.objects if all(getattr(o, k) == v for k, v in attrs.items())]
 
 
+def exists_question(color: str, shape: str) -> str:
+    """The yes/no question about a colour-shape pair: "is there a red circle?"."""
+    return f"is there {_article(color)} {color} {shape}?"
+
+
 def questions(scene: Scene) -> list[tuple[str, str, str]]:
     """All unambiguous (question, answer, qtype) triples for a scene, in a fixed order."""
     out = []
@@ -252,8 +257,7 @@ def questions(scene: Scene) -> list[tuple[str, str, str]]:
     for color in COLORS:
         for shape in SHAPES:
             found = _count(scene, color=color, shape=shape)
-            out.append((f"is there {_article(color)} {color} {shape}?",
-                        "yes" if found else "no", "exists"))
+            out.append((exists_question(color, shape), "yes" if found else "no", "exists"))
     for color in COLORS:
         for shape in SHAPES:
             found = _count(scene, color=color, shape=shape)
@@ -264,8 +268,10 @@ def questions(scene: Scene) -> list[tuple[str, str, str]]:
     return out
 
 
-def sample_question(scene: Scene, rng: np.random.Generator) -> tuple[str, str, str]:
-    """One question: qtype uniform over those available, yes/no balanced for "exists".
+def sample_question(scene: Scene, rng: np.random.Generator,
+                    weights: dict[str, float] | None = None) -> tuple[str, str, str]:
+    """One question: qtype uniform over those available (or in proportion to ``weights``, a weight per
+    qtype, 1 where missing), yes/no balanced for "exists".
 
     "color_count" asks about a colour present in the scene half of the time, so that
     "zero" is not the answer to most of them.
@@ -273,7 +279,17 @@ def sample_question(scene: Scene, rng: np.random.Generator) -> tuple[str, str, s
     by_type: dict[str, list[tuple[str, str, str]]] = {}
     for q in questions(scene):
         by_type.setdefault(q[2], []).append(q)
-    qtype = [t for t in QTYPES if t in by_type][int(rng.integers(len(by_type)))]
+    available = [t for t in QTYPES if t in by_type]
+    if weights is None:
+        qtype = available[int(rng.integers(len(available)))]
+    else:
+        unknown = set(weights) - set(QTYPES)
+        if unknown:
+            raise ValueError(f"question weights for unknown type(s) {sorted(unknown)}; types: {QTYPES}")
+        w = np.array([float(weights.get(t, 1.0)) for t in available])
+        if (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"question weights must be >= 0 with a positive sum, got {weights}")
+        qtype = available[int(rng.choice(len(available), p=w / w.sum()))]
     pool = by_type[qtype]
     if qtype == "exists":
         want = "yes" if rng.random() < 0.5 else "no"
