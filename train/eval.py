@@ -159,6 +159,20 @@ def _run_batches(fn: Callable, columns: tuple[list, ...], batch: int, seed: int,
     return out
 
 
+def _answer_settings(pipe, steps: int | None, sampler: str | None) -> tuple[int, str]:
+    """Answer steps and sampler: the given ones, else the model's defaults."""
+    d = pipe.defaults
+    return (d.answer_steps if steps is None else steps), (sampler or d.answer_sampler)
+
+
+def _answers(pipe, images: list, questions: list[str], batch: int, seed: int, steps: int, sampler: str,
+             desc: str) -> list[str]:
+    """The model's answer to each (image, question) pair, in seeded batches."""
+    return _run_batches(lambda i, q, generator: pipe.answer(i, q, num_inference_steps=steps, sampler=sampler,
+                                                            generator=generator).text,
+                        (images, questions), batch, seed, desc)
+
+
 def _holds(scene: Scene | None, spec: list[dict], keys: tuple[str, ...]) -> bool:
     """Exactly the asked number of objects, paired so that each agrees with its request on `keys`."""
     return pairs_up(scene, spec, lambda o, want: all(getattr(o, k) == want[k] for k in keys))
@@ -216,13 +230,10 @@ def evaluate_caption(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_
 def evaluate_vqa(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
                  steps: int | None = None, sampler: str | None = None) -> dict:
     """Answer one question per benchmark render: accuracy per type and overall."""
-    d = pipe.defaults
-    steps, sampler = d.answer_steps if steps is None else steps, sampler or d.answer_sampler
+    steps, sampler = _answer_settings(pipe, steps, sampler)
     scenes, images = benchmark_images(n, seed, perturb)
     questions, answers, qtypes = zip(*benchmark_questions(scenes, seed))
-    texts = _run_batches(lambda i, q, generator: pipe.answer(i, q, num_inference_steps=steps, sampler=sampler,
-                                                             generator=generator).text,
-                         (images, questions), batch, seed, f"vqa {sampler} {steps}")
+    texts = _answers(pipe, images, questions, batch, seed, steps, sampler, f"vqa {sampler} {steps}")
     predicted = [words(t) for t in texts]
     correct = [p == a for p, a in zip(predicted, answers)]
     per_type = {qtype: _score([c for c, t in zip(correct, qtypes) if t == qtype]) for qtype in QTYPES}
@@ -234,15 +245,12 @@ def evaluate_yes_no(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_S
                     steps: int | None = None, sampler: str | None = None) -> dict:
     """POPE-style yes/no on balanced probes (``yes_no_probes``): accuracy, precision, recall, F1 and the
     share of "yes" answers, per setting. Chance is 0.5; always "yes" scores 0.5 with yes ratio 1."""
-    d = pipe.defaults
-    steps, sampler = d.answer_steps if steps is None else steps, sampler or d.answer_sampler
+    steps, sampler = _answer_settings(pipe, steps, sampler)
     scenes, images = benchmark_images(n, seed, perturb)
     out = {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb}}
     for setting in POPE_SETTINGS:
         questions, answers = zip(*yes_no_probes(scenes, seed, setting))
-        texts = _run_batches(lambda i, q, generator: pipe.answer(i, q, num_inference_steps=steps, sampler=sampler,
-                                                                 generator=generator).text,
-                             (images, questions), batch, seed, f"yes/no {setting}")
+        texts = _answers(pipe, images, questions, batch, seed, steps, sampler, f"yes/no {setting}")
         said = [words(t) == "yes" for t in texts]
         truth = [a == "yes" for a in answers]
         true_yes = sum(p and g for p, g in zip(said, truth))
