@@ -162,6 +162,33 @@ def test_sample_question_weights_skew_the_types_and_reject_bad_input():
         sw.sample_question(scenes[0], rng, dict.fromkeys(sw.QTYPES, 0))
 
 
+def test_hard_negatives_share_a_colour_or_shape_and_leave_the_default_stream_alone():
+    scenes = _scenes(7, 1500)
+
+    def near_share(hard: float) -> float:
+        rng = np.random.default_rng(6)
+        nos = [(q, s) for s in scenes for q, a, t in [sw.sample_question(s, rng, {"exists": 1e6}, hard)]
+               if t == "exists" and a == "no"]
+        for q, scene in nos:
+            assert (q, "no", "exists") in sw.questions(scene)
+        near = {s: {sw.exists_question(c, sh) for c, sh in sw.absent_pairs(s, near=True)} for _, s in nos}
+        return sum(q in near[s] for q, s in nos) / len(nos)
+
+    assert near_share(1.0) == 1.0
+    assert near_share(0.0) < 0.9
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    assert [sw.sample_question(s, rng_a) for s in scenes[:300]] == \
+        [sw.sample_question(s, rng_b, None, 0.0) for s in scenes[:300]]
+
+
+def test_absent_pairs():
+    scene = sw.Scene((sw.ShapeObject("circle", "red", "large", 0),))
+    pairs = sw.absent_pairs(scene)
+    assert len(pairs) == len(sw.COLORS) * len(sw.SHAPES) - 1 and ("red", "circle") not in pairs
+    near = sw.absent_pairs(scene, near=True)
+    assert set(near) == {p for p in pairs if p[0] == "red" or p[1] == "circle"}
+
+
 def test_iter_scenes_deterministic_and_splits_differ():
     assert _scenes(123, 50) == _scenes(123, 50)
     assert sw.TRAIN_SEED != sw.BENCHMARK_SEED

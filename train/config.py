@@ -44,6 +44,9 @@ class DataConfig:
     caption_fraction: float = 0.5  # shapes_world: text rows that are captions (the rest are questions)
     # shapes_world: how often each question type is asked, relative (e.g. {exists: 3}); None: uniform
     question_weights: dict | None = None
+    # shapes_world: share of "no" answers to "is there a <color> <shape>?" that share a colour or a shape
+    # with the scene (hard negatives; with 0 they are drawn from all absent pairs)
+    hard_negatives: float = 0.0
     p_drop_size: float = 0.3  # shapes_world T2I prompts leave out size / position this often
     p_drop_position: float = 0.3
     antialias_fraction: float = 0.25  # shapes_world: renders drawn antialiased, for robustness

@@ -74,7 +74,7 @@ class ShapesWorldSource:
             t2i = ""
         if rng.random() < cfg.caption_fraction:
             return Example(image, t2i, self.defaults.caption_prompt, sw.caption(scene), latents)
-        question, answer, _ = sw.sample_question(scene, rng, cfg.question_weights)
+        question, answer, _ = sw.sample_question(scene, rng, cfg.question_weights, cfg.hard_negatives)
         return Example(image, t2i, self.defaults.question_template.format(question=question), answer, latents)
 
     def state(self) -> dict:

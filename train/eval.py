@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from ddit.text_scheduler import SAMPLERS
 from train.judge import matches, pairs_up, read_scene
 from train.shapes_world import (
-    BENCHMARK_SEED, COLORS, QTYPES, SHAPES, Scene, caption, exists_question, iter_scenes, parse_caption,
+    BENCHMARK_SEED, QTYPES, Scene, absent_pairs, caption, exists_question, iter_scenes, parse_caption,
     parse_prompt, prompt, render, sample_question,
 )
 
@@ -120,10 +120,7 @@ def yes_no_probes(scenes: list[Scene], seed: int = BENCHMARK_SEED, setting: str 
         if index % 2 == 0:
             pairs, answer = present, "yes"
         else:
-            pairs = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
-            if setting == "adversarial":
-                pairs = [(c, s) for c, s in pairs if any(c == pc or s == ps for pc, ps in present)] or pairs
-            answer = "no"
+            pairs, answer = absent_pairs(scene, near=setting == "adversarial"), "no"
         color, shape = pairs[int(rng.integers(len(pairs)))]
         probes.append((exists_question(color, shape), answer))
     return probes

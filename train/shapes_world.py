@@ -239,6 +239,16 @@ def exists_question(color: str, shape: str) -> str:
     return f"is there {_article(color)} {color} {shape}?"
 
 
+def absent_pairs(scene: Scene, near: bool = False) -> list[tuple[str, str]]:
+    """The (color, shape) pairs not in the scene; with ``near``, only those sharing the colour or the shape
+    of an object in it (POPE's adversarial negatives), or all absent pairs when none does."""
+    present = {(o.color, o.shape) for o in scene.objects}
+    pairs = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
+    if near:
+        pairs = [(c, s) for c, s in pairs if any(c == pc or s == ps for pc, ps in present)] or pairs
+    return pairs
+
+
 def questions(scene: Scene) -> list[tuple[str, str, str]]:
     """All unambiguous (question, answer, qtype) triples for a scene, in a fixed order."""
     out = []
@@ -268,10 +278,14 @@ def questions(scene: Scene) -> list[tuple[str, str, str]]:
     return out
 
 
-def sample_question(scene: Scene, rng: np.random.Generator,
-                    weights: dict[str, float] | None = None) -> tuple[str, str, str]:
+def sample_question(scene: Scene, rng: np.random.Generator, weights: dict[str, float] | None = None,
+                    hard_negatives: float = 0.0) -> tuple[str, str, str]:
     """One question: qtype uniform over those available (or in proportion to ``weights``, a weight per
     qtype, 1 where missing), yes/no balanced for "exists".
+
+    ``hard_negatives`` of the "no" answers ask about an absent pair that shares its colour or its shape
+    with an object in the scene (like POPE's adversarial probes), so that binding must be read, not
+    just the colours or the shapes present.
 
     "color_count" asks about a colour present in the scene half of the time, so that
     "zero" is not the answer to most of them.
@@ -294,6 +308,8 @@ def sample_question(scene: Scene, rng: np.random.Generator,
     if qtype == "exists":
         want = "yes" if rng.random() < 0.5 else "no"
         pool = [q for q in pool if q[1] == want]
+        if want == "no" and hard_negatives > 0 and rng.random() < hard_negatives:  # no draw when off
+            pool = [(exists_question(c, s), "no", "exists") for c, s in absent_pairs(scene, near=True)]
     elif qtype == "color_count":
         present = rng.random() < 0.5
         pool = [q for q in pool if (q[1] != "zero") == present]
