@@ -2,7 +2,7 @@
 # The bundled model (assets/ddit-shapes) from nothing, in one command: bash train/bundled_model.sh
 #   1. the VAE (64x64 RGB <-> 16x16x4), seed 0          ~11 min
 #   2. D-DiT stage 1 from scratch (shapes_world.yaml)  ~76 min, 9 of them encoding the latent pool
-#   3. D-DiT stage 2, question-heavy, decaying LR      ~30 min
+#   3. D-DiT stage 2, question-heavy, decaying LR      ~26-30 min
 # then copies stage 2's pipeline into assets/ddit-shapes (the model card, README.md, is kept).
 # Re-running skips nothing: delete runs/vae_shapes, runs/shapes_world* first for a clean rebuild.
 # After an interruption, re-run the interrupted step with --resume (python -m train CONFIG --resume).
