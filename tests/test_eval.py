@@ -147,6 +147,12 @@ def test_tiny_pipeline_runs_every_task(tiny):
     assert set(speed) == {"image", "caption", "answer"} and all(v > 0 for v in speed.values())
 
 
+def test_fewest_steps_must_lose_under_one_point():
+    assert bench.fewest_steps({1: 0.98, 2: 0.97, 4: 0.99, 8: 0.99}) == 4   # exactly 1 point lost is too much
+    assert bench.fewest_steps({1: 0.985, 4: 0.99}) == 1
+    assert bench.fewest_steps({1: 0.90, 8: 0.90}) == 1
+
+
 def test_sweep_caps_steps_at_the_slot(tiny):
     sweep = bench.sweep_text_steps(tiny, n=2, batch=2, steps=(1, 4, 32))
     caption_steps = {r["steps"] for r in sweep["rows"] if r["task"] == "caption"}
