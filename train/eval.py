@@ -382,10 +382,11 @@ def settings_line(pipe, args: argparse.Namespace) -> str:
     """The settings printed above the tables."""
     d = pipe.defaults
     return (f"model {args.model} | device {pipe.device} | n {args.n} | batch {args.batch} | "
-            f"perturb {args.perturb} | seed {BENCHMARK_SEED}\n"
+            f"perturb {args.perturb} | seed {args.seed}\n"
             f"t2i: steps {d.image_steps}, guidance {d.guidance_scale} | "
             f"caption: sampler {d.caption_sampler}, steps {d.caption_steps} | "
-            f"vqa: sampler {d.answer_sampler}, steps {d.answer_steps}")
+            f"vqa: sampler {args.answer_sampler or d.answer_sampler}, "
+            f"steps {d.answer_steps if args.answer_steps is None else args.answer_steps}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -398,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--t2i-sweep", action="store_true", help="T2I against guidance and image steps")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
     parser.add_argument("--speed-items", type=int, default=10, help="items timed per task (0: no speed)")
+    parser.add_argument("--seed", type=int, default=BENCHMARK_SEED,
+                        help="item seed (default: the benchmark's); another one gives a held-out set")
+    parser.add_argument("--answer-sampler", choices=SAMPLERS, default=None,
+                        help="VQA and yes/no sampler (default: the model's; speed is timed at the defaults)")
+    parser.add_argument("--answer-steps", type=int, default=None, help="VQA and yes/no steps (default: the model's)")
     parser.add_argument("--json", default=None, help="write all numbers and settings here")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     return parser
@@ -412,25 +418,27 @@ def main(argv: list[str] | None = None) -> dict:
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if not tasks or set(tasks) - set(TASKS):
         parser.error(f"--tasks must name some of {', '.join(TASKS)}, got {args.tasks!r}")
-    if min(args.n, args.batch) < 1 or args.speed_items < 0:
-        parser.error("--n and --batch must be positive, --speed-items at least 0")
+    if min(args.n, args.batch) < 1 or (args.answer_steps is not None and args.answer_steps < 1) \
+            or args.speed_items < 0:
+        parser.error("--n, --batch and --answer-steps must be positive, --speed-items at least 0")
     pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
     pipe.set_progress_bar_config(disable=True)
     print(settings_line(pipe, args))
-    results: dict = {"settings": {**vars(args), "tasks": list(tasks), "seed": BENCHMARK_SEED,
+    results: dict = {"settings": {**vars(args), "tasks": list(tasks),
                                   "device": str(pipe.device), "defaults": pipe.defaults.to_dict()}}
-    common = dict(n=args.n, batch=args.batch, seed=BENCHMARK_SEED)
+    common = dict(n=args.n, batch=args.batch, seed=args.seed)
+    answering = dict(perturb=args.perturb, steps=args.answer_steps, sampler=args.answer_sampler)
     if "t2i" in tasks:
         results["t2i"] = evaluate_t2i(pipe, **common)
     if "caption" in tasks:
         results["caption"] = evaluate_caption(pipe, **common, perturb=args.perturb)
     if "vqa" in tasks:
-        results["vqa"] = evaluate_vqa(pipe, **common, perturb=args.perturb)
+        results["vqa"] = evaluate_vqa(pipe, **common, **answering)
     if "yesno" in tasks:
-        results["yesno"] = evaluate_yes_no(pipe, **common, perturb=args.perturb)
+        results["yesno"] = evaluate_yes_no(pipe, **common, **answering)
     if args.speed_items > 0:
         timed = tuple(name for task, name in zip(TASKS, ("image", "caption", "answer")) if task in tasks)
-        results["speed"] = measure_speed(pipe, args.speed_items, BENCHMARK_SEED, timed)
+        results["speed"] = measure_speed(pipe, args.speed_items, args.seed, timed)
     text_tasks = tuple(t for t in ("caption", "vqa") if t in tasks)
     if args.sweep and text_tasks:
         results["sweep"] = sweep_text_steps(pipe, **common, perturb=args.perturb, tasks=text_tasks)
