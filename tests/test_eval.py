@@ -181,17 +181,20 @@ def test_main_writes_json(tmp_path, capsys):
     assert "Captioning" in capsys.readouterr().out
 
 
-def test_main_answer_overrides_and_held_out_seed(tmp_path, capsys):
+def test_main_sampler_overrides_and_held_out_seed(tmp_path, capsys):
     build_tiny_pipeline().save_pretrained(tmp_path / "tiny")
     out = tmp_path / "e.json"
-    bench.main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "0", "--tasks", "vqa,yesno",
-                "--seed", "4242", "--answer-sampler", "ancestral", "--answer-steps", "3", "--json", str(out),
-                "--device", "cpu"])
+    bench.main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "0", "--tasks", "caption,vqa,yesno",
+                "--seed", "4242", "--answer-sampler", "ancestral", "--answer-steps", "3", "--caption-sampler",
+                "ancestral", "--caption-steps", "2", "--json", str(out), "--device", "cpu"])
     saved = json.loads(out.read_text())
     assert saved["settings"]["seed"] == 4242
     assert saved["vqa"]["settings"]["sampler"] == saved["yesno"]["settings"]["sampler"] == "ancestral"
     assert saved["vqa"]["settings"]["steps"] == 3
+    assert saved["caption"]["settings"] == {"steps": 2, "sampler": "ancestral", "perturb": "none"}
     printed = capsys.readouterr().out
     assert "seed 4242" in printed and "vqa: sampler ancestral, steps 3" in printed
-    with pytest.raises(SystemExit):
-        bench.main(["--model", str(tmp_path / "tiny"), "--answer-steps", "0"])
+    assert "caption: sampler ancestral, steps 2" in printed
+    for flag in ("--answer-steps", "--caption-steps"):
+        with pytest.raises(SystemExit):
+            bench.main(["--model", str(tmp_path / "tiny"), flag, "0"])

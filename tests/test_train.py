@@ -193,10 +193,12 @@ def test_bundled_model_recipe_names_real_configs_in_order():
     script = (ROOT / "train" / "bundled_model.sh").read_text()
     assert subprocess.run(["bash", "-n", str(ROOT / "train" / "bundled_model.sh")]).returncode == 0
     configs = [line.split()[-1] for line in script.splitlines() if line.startswith("python -m train")]
-    assert configs == ["runs/vae_shapes", "train/configs/shapes_world.yaml", "train/configs/shapes_world_stage2.yaml"]
-    stage1 = TrainConfig.from_yaml(ROOT / configs[1])
-    stage2 = TrainConfig.from_yaml(ROOT / configs[2])
+    assert configs == ["runs/vae_shapes", "train/configs/shapes_world.yaml", "train/configs/shapes_world_stage2.yaml",
+                       "train/configs/shapes_world_stage3.yaml"]
+    stage1, stage2, stage3 = (TrainConfig.from_yaml(ROOT / c) for c in configs[1:])
     assert stage1.model.vae == configs[0]
     assert stage2.model.init == f"pipeline:{stage1.output_dir}/pipeline"  # stage 2 continues stage 1
+    assert stage3.model.init == f"pipeline:{stage2.output_dir}/pipeline"  # stage 3 continues stage 2
+    assert f"cp -r {stage3.output_dir}/pipeline/." in script  # the last stage is the one that ships
     assert stage2.data.latent_pool_cache == f"{stage1.output_dir}/latent_pool.pt"
     assert (stage2.seed, stage2.data.latent_pool) == (stage1.seed, stage1.data.latent_pool)  # the cache matches

@@ -2,8 +2,10 @@
 # The bundled model (assets/ddit-shapes) from nothing, in one command: bash train/bundled_model.sh
 #   1. the VAE (64x64 RGB <-> 16x16x4), seed 0          ~11 min
 #   2. D-DiT stage 1 from scratch (shapes_world.yaml)  ~76 min, 9 of them encoding the latent pool
-#   3. D-DiT stage 2, question-heavy, decaying LR      ~26-30 min
-# then copies stage 2's pipeline into assets/ddit-shapes (the model card, README.md, is kept).
+#   3. D-DiT stage 2, question-heavy, decaying LR      ~21-30 min
+#   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~15 min, 3 of them encoding its pool
+# (stage times vary with the machine: stage 1 took 52, 76 and, projected, 95 min on three 2-core machines)
+# then copies stage 3's pipeline into assets/ddit-shapes (the model card, README.md, is kept).
 # Re-running skips nothing: delete runs/vae_shapes, runs/shapes_world* first for a clean rebuild.
 # After an interruption, re-run the interrupted step with --resume (python -m train CONFIG --resume).
 set -euo pipefail
@@ -11,9 +13,11 @@ cd "$(dirname "$0")/.."
 python -m train.vae train/configs/vae_shapes.yaml --output_dir runs/vae_shapes
 python -m train train/configs/shapes_world.yaml
 python -m train train/configs/shapes_world_stage2.yaml
+python -m train train/configs/shapes_world_stage3.yaml
 target=assets/ddit-shapes
 find "$target" -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-cp -r runs/shapes_world_stage2/pipeline/. "$target"/
+cp -r runs/shapes_world_stage3/pipeline/. "$target"/
 cp train/configs/vae_shapes.yaml "$target"/vae_config.yaml
 cp runs/shapes_world/config.yaml "$target"/train_config_stage1.yaml
-echo "bundled model written to $target (train_config.yaml is stage 2's; stage 1's is train_config_stage1.yaml)"
+cp runs/shapes_world_stage2/config.yaml "$target"/train_config_stage2.yaml
+echo "bundled model written to $target (train_config.yaml is stage 3's; stages 1 and 2: train_config_stage1/2.yaml)"

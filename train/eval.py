@@ -1,7 +1,8 @@
 """The Shapes-World benchmark, shaped like the paper's tables (design.md section 4).
 
 ``python -m train.eval --model PATH [--n N] [--json OUT] [--batch B] [--perturb P] [--sweep]
-[--t2i-sweep] [--tasks t2i,caption,vqa,yesno] [--speed-items K]``
+[--t2i-sweep] [--tasks t2i,caption,vqa,yesno] [--speed-items K] [--seed S]
+[--caption-sampler S] [--caption-steps K] [--answer-sampler S] [--answer-steps K]``
 
 - T2I prompt following in GenEval's categories, judged by ``train.judge.read_scene``;
 - captioning: exact-scene match and CIDEr against the canonical caption;
@@ -384,7 +385,8 @@ def settings_line(pipe, args: argparse.Namespace) -> str:
     return (f"model {args.model} | device {pipe.device} | n {args.n} | batch {args.batch} | "
             f"perturb {args.perturb} | seed {args.seed}\n"
             f"t2i: steps {d.image_steps}, guidance {d.guidance_scale} | "
-            f"caption: sampler {d.caption_sampler}, steps {d.caption_steps} | "
+            f"caption: sampler {args.caption_sampler or d.caption_sampler}, "
+            f"steps {d.caption_steps if args.caption_steps is None else args.caption_steps} | "
             f"vqa: sampler {args.answer_sampler or d.answer_sampler}, "
             f"steps {d.answer_steps if args.answer_steps is None else args.answer_steps}")
 
@@ -401,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed-items", type=int, default=10, help="items timed per task (0: no speed)")
     parser.add_argument("--seed", type=int, default=BENCHMARK_SEED,
                         help="item seed (default: the benchmark's); another one gives a held-out set")
+    parser.add_argument("--caption-sampler", choices=SAMPLERS, default=None,
+                        help="caption sampler (default: the model's; speed is timed at the defaults)")
+    parser.add_argument("--caption-steps", type=int, default=None, help="caption steps (default: the model's)")
     parser.add_argument("--answer-sampler", choices=SAMPLERS, default=None,
                         help="VQA and yes/no sampler (default: the model's; speed is timed at the defaults)")
     parser.add_argument("--answer-steps", type=int, default=None, help="VQA and yes/no steps (default: the model's)")
@@ -418,9 +423,9 @@ def main(argv: list[str] | None = None) -> dict:
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if not tasks or set(tasks) - set(TASKS):
         parser.error(f"--tasks must name some of {', '.join(TASKS)}, got {args.tasks!r}")
-    if min(args.n, args.batch) < 1 or (args.answer_steps is not None and args.answer_steps < 1) \
+    if min(args.n, args.batch) < 1 or any(k is not None and k < 1 for k in (args.answer_steps, args.caption_steps)) \
             or args.speed_items < 0:
-        parser.error("--n, --batch and --answer-steps must be positive, --speed-items at least 0")
+        parser.error("--n, --batch, --caption-steps and --answer-steps must be positive, --speed-items at least 0")
     pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
     pipe.set_progress_bar_config(disable=True)
     print(settings_line(pipe, args))
@@ -431,7 +436,8 @@ def main(argv: list[str] | None = None) -> dict:
     if "t2i" in tasks:
         results["t2i"] = evaluate_t2i(pipe, **common)
     if "caption" in tasks:
-        results["caption"] = evaluate_caption(pipe, **common, perturb=args.perturb)
+        results["caption"] = evaluate_caption(pipe, **common, perturb=args.perturb, steps=args.caption_steps,
+                                              sampler=args.caption_sampler)
     if "vqa" in tasks:
         results["vqa"] = evaluate_vqa(pipe, **common, **answering)
     if "yesno" in tasks:
