@@ -157,10 +157,12 @@ def _run_batches(fn: Callable, columns: tuple[list, ...], batch: int, seed: int,
     return out
 
 
-def _answer_settings(pipe, steps: int | None, sampler: str | None) -> tuple[int, str]:
-    """Answer steps and sampler: the given ones, else the model's defaults."""
+def _text_settings(pipe, task: str, steps: int | None, sampler: str | None) -> tuple[int, str]:
+    """Steps and sampler of ``task`` ("caption" or "answer"): the given ones, else the model's defaults."""
     d = pipe.defaults
-    return (d.answer_steps if steps is None else steps), (sampler or d.answer_sampler)
+    default_steps, default_sampler = {"caption": (d.caption_steps, d.caption_sampler),
+                                      "answer": (d.answer_steps, d.answer_sampler)}[task]
+    return (default_steps if steps is None else steps), (sampler or default_sampler)
 
 
 def _answers(pipe, images: list, questions: list[str], batch: int, seed: int, steps: int, sampler: str,
@@ -214,8 +216,7 @@ def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED
 def evaluate_caption(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
                      steps: int | None = None, sampler: str | None = None) -> dict:
     """Caption benchmark renders: exact-scene match (unparseable is wrong) and CIDEr."""
-    d = pipe.defaults
-    steps, sampler = d.caption_steps if steps is None else steps, sampler or d.caption_sampler
+    steps, sampler = _text_settings(pipe, "caption", steps, sampler)
     scenes, images = benchmark_images(n, seed, perturb)
     texts = _run_batches(lambda i, generator: pipe.caption(i, num_inference_steps=steps, sampler=sampler,
                                                            generator=generator).text,
@@ -228,7 +229,7 @@ def evaluate_caption(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_
 def evaluate_vqa(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
                  steps: int | None = None, sampler: str | None = None) -> dict:
     """Answer one question per benchmark render: accuracy per type and overall."""
-    steps, sampler = _answer_settings(pipe, steps, sampler)
+    steps, sampler = _text_settings(pipe, "answer", steps, sampler)
     scenes, images = benchmark_images(n, seed, perturb)
     questions, answers, qtypes = zip(*benchmark_questions(scenes, seed))
     texts = _answers(pipe, images, questions, batch, seed, steps, sampler, f"vqa {sampler} {steps}")
@@ -243,7 +244,7 @@ def evaluate_yes_no(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_S
                     steps: int | None = None, sampler: str | None = None) -> dict:
     """POPE-style yes/no on balanced probes (``yes_no_probes``): accuracy, precision, recall, F1 and the
     share of "yes" answers, per setting. Chance is 0.5; always "yes" scores 0.5 with yes ratio 1."""
-    steps, sampler = _answer_settings(pipe, steps, sampler)
+    steps, sampler = _text_settings(pipe, "answer", steps, sampler)
     scenes, images = benchmark_images(n, seed, perturb)
     out = {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb}}
     for setting in POPE_SETTINGS:
@@ -382,13 +383,13 @@ def report(results: dict) -> str:
 def settings_line(pipe, args: argparse.Namespace) -> str:
     """The settings printed above the tables."""
     d = pipe.defaults
+    caption_steps, caption_sampler = _text_settings(pipe, "caption", args.caption_steps, args.caption_sampler)
+    answer_steps, answer_sampler = _text_settings(pipe, "answer", args.answer_steps, args.answer_sampler)
     return (f"model {args.model} | device {pipe.device} | n {args.n} | batch {args.batch} | "
             f"perturb {args.perturb} | seed {args.seed}\n"
             f"t2i: steps {d.image_steps}, guidance {d.guidance_scale} | "
-            f"caption: sampler {args.caption_sampler or d.caption_sampler}, "
-            f"steps {d.caption_steps if args.caption_steps is None else args.caption_steps} | "
-            f"vqa: sampler {args.answer_sampler or d.answer_sampler}, "
-            f"steps {d.answer_steps if args.answer_steps is None else args.answer_steps}")
+            f"caption: sampler {caption_sampler}, steps {caption_steps} | "
+            f"vqa: sampler {answer_sampler}, steps {answer_steps}")
 
 
 def build_parser() -> argparse.ArgumentParser:
