@@ -184,6 +184,24 @@ def test_second_stage_starts_from_a_pipeline_reuses_the_pool_and_decays_the_lr(t
     assert start.keys() == end.keys() and all(torch.equal(start[k], end[k]) for k in start)
 
 
+def test_a_smaller_pool_takes_the_first_scenes_of_a_larger_cache(tmp_path):
+    def config(out, pool, cache=None):
+        cfg = tiny_config(tmp_path / out, max_steps=1)
+        cfg.data.latent_pool, cfg.data.latent_pool_cache = pool, cache
+        return cfg
+
+    train(config("big", 24))
+    cache = str(tmp_path / "big" / "latent_pool.pt")
+    train(config("fresh", 16))
+    train(config("prefix", 16, cache))
+    assert not (tmp_path / "prefix" / "latent_pool.pt").exists()  # nothing encoded
+    fresh = torch.load(tmp_path / "fresh" / "latent_pool.pt", weights_only=True)["latents"]
+    big = torch.load(cache, weights_only=True)["latents"]
+    assert big.shape[0] == 24 and torch.allclose(big[:16], fresh, atol=1e-5)  # the same scenes, the same renders
+    with pytest.raises(ValueError, match="smaller pool"):
+        train(config("too_big", 32, cache))
+
+
 def test_unknown_lr_schedule_is_an_error(tmp_path):
     with pytest.raises(ValueError):
         train(tiny_config(tmp_path, lr_schedule="sawtooth"))
@@ -202,3 +220,5 @@ def test_bundled_model_recipe_names_real_configs_in_order():
     assert f"cp -r {stage3.output_dir}/pipeline/." in script  # the last stage is the one that ships
     assert stage2.data.latent_pool_cache == f"{stage1.output_dir}/latent_pool.pt"
     assert (stage2.seed, stage2.data.latent_pool) == (stage1.seed, stage1.data.latent_pool)  # the cache matches
+    assert stage3.data.latent_pool_cache == stage2.data.latent_pool_cache  # stage 3 takes its first scenes
+    assert stage3.seed == stage1.seed and stage3.data.latent_pool <= stage1.data.latent_pool

@@ -3,7 +3,7 @@
 #   1. the VAE (64x64 RGB <-> 16x16x4), seed 0          ~11 min
 #   2. D-DiT stage 1 from scratch (shapes_world.yaml)  ~76 min, 9 of them encoding the latent pool
 #   3. D-DiT stage 2, question-heavy, decaying LR      ~21-30 min
-#   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~15 min, 3 of them encoding its pool
+#   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~12 min (its pool: stage 1's first 20000 scenes)
 # (stage times vary with the machine: stage 1 took 52, 76 and, projected, 95 min on three 2-core machines)
 # then copies stage 3's pipeline into assets/ddit-shapes (the model card, README.md, is kept).
 # Re-running skips nothing: delete runs/vae_shapes, runs/shapes_world* first for a clean rebuild.

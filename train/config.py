@@ -53,8 +53,8 @@ class DataConfig:
     # shapes_world: > 0 pre-encodes this many scenes once (VAE encoding on the fly costs ~40 % of a CPU
     # step) and draws rows from them, with fresh prompts and questions each time; 0 renders every row
     latent_pool: int = 0
-    # the pool's cache file; default ``<output_dir>/latent_pool.pt``. A later stage with the same seed, pool
-    # size and VAE can name an earlier run's file instead of encoding the same scenes again
+    # the pool's cache file; default ``<output_dir>/latent_pool.pt``. A later stage with the same seed and VAE
+    # and a pool no larger can name an earlier run's file instead of encoding again (it takes the first scenes)
     latent_pool_cache: str | None = None
     t2i_from_response: bool = True  # files: the T2I prompt is the response (captions); False: empty prompt
     shuffle_buffer: int = 1000  # files: samples shuffled in a buffer of this size

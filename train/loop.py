@@ -93,9 +93,10 @@ def _latent_pool(cfg: TrainConfig, vae, accelerator: Accelerator, out: Path):
     accelerator.wait_for_everyone()
     saved = torch.load(path, weights_only=True)
     scenes = latent_pool_scenes(cfg.data, cfg.seed)
-    if [repr(s) for s in scenes] != saved["scenes"]:
-        raise ValueError(f"{path} was made with other data settings; delete it to re-encode.")
-    return scenes, saved["latents"]
+    if [repr(s) for s in scenes] != saved["scenes"][:len(scenes)]:  # a larger pool's first scenes are this one
+        raise ValueError(f"{path} was made with other data settings or a smaller pool "
+                         f"({len(saved['scenes'])} scenes, {len(scenes)} wanted); delete it to re-encode.")
+    return scenes, saved["latents"][:len(scenes)]
 
 
 def _new_window() -> dict:
@@ -152,13 +153,14 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     if te_params:
         decay = o.weight_decay if cfg.model.train_text_encoder == "all" else 0.0  # frozen rows must not decay
         groups.append({"params": te_params, "weight_decay": decay})
-    optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
+    # fused: one kernel over all tensors on CPU (the default there loops over them); CUDA keeps its default
+    optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, fused=accelerator.device.type == "cpu" or None)
     # accelerate steps a prepared schedule once per process for each optimizer step, hence the factor
     lr_schedule = get_scheduler(o.lr_schedule, optimizer, num_warmup_steps=o.warmup_steps * accelerator.num_processes,
                                 num_training_steps=o.max_steps * accelerator.num_processes)
     objective, optimizer, lr_schedule = accelerator.prepare(objective, optimizer, lr_schedule)
     trained = [p for g in groups for p in g["params"]]
-    ema, progress = EMAModel(trained, decay=o.ema_decay), Progress()
+    ema, progress = EMAModel(trained, decay=o.ema_decay, foreach=True), Progress()
     accelerator.register_for_checkpointing(ema, progress)
     defaults = TaskDefaults.from_dict(cfg.task_defaults)
     pool = _latent_pool(cfg, vae, accelerator, out) if cfg.data.kind == "shapes_world" and cfg.data.latent_pool else None
