@@ -153,8 +153,9 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     if te_params:
         decay = o.weight_decay if cfg.model.train_text_encoder == "all" else 0.0  # frozen rows must not decay
         groups.append({"params": te_params, "weight_decay": decay})
-    # fused: one kernel over all tensors on CPU (the default there loops over them); CUDA keeps its default
-    optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, fused=accelerator.device.type == "cpu" or None)
+    # CPU: fused, one kernel over all tensors (the default there loops over them); elsewhere torch's default
+    fused = True if accelerator.device.type == "cpu" else None
+    optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, fused=fused)
     # accelerate steps a prepared schedule once per process for each optimizer step, hence the factor
     lr_schedule = get_scheduler(o.lr_schedule, optimizer, num_warmup_steps=o.warmup_steps * accelerator.num_processes,
                                 num_training_steps=o.max_steps * accelerator.num_processes)
