@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The bundled model (assets/ddit-shapes) from nothing, in one command: bash train/bundled_model.sh
-#   1. the VAE (64x64 RGB <-> 16x16x4), seed 0          ~11 min
-#   2. D-DiT stage 1 from scratch (shapes_world.yaml)  ~76 min, 9 of them encoding the latent pool
-#   3. D-DiT stage 2, question-heavy, decaying LR      ~21-30 min
-#   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~12 min (its pool: stage 1's first 20000 scenes)
-# (stage times vary with the machine: stage 1 took 52, 76 and, projected, 95 min on three 2-core machines)
+#   1. the VAE (64x64 RGB <-> 16x16x4), seed 0          ~10 min
+#   2. D-DiT stage 1 from scratch (shapes_world.yaml)  ~63 min, 8 of them encoding the latent pool
+#   3. D-DiT stage 2, question-heavy, decaying LR      ~25 min
+#   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~16 min (its pool: stage 1's first 20000 scenes)
+# (~115 min in all on the 2-core machine of the model card; 2-core machines differ by up to ~1.8x)
 # then copies stage 3's pipeline into assets/ddit-shapes (the model card, README.md, is kept).
 # Re-running skips nothing: delete runs/vae_shapes, runs/shapes_world* first for a clean rebuild.
 # After an interruption, re-run the interrupted step with --resume (python -m train CONFIG --resume).
