@@ -18,9 +18,11 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+import shapes_world as sw
 from ddit import DualDiffusionPipeline, TextStep
 from ddit.cli import DEFAULT_MODEL
 from ddit.image_inputs import load_image
+from ddit.task_defaults import SAMPLERS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
@@ -112,6 +114,7 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
 
 
 def pipe_generator(seed: int):
+    """The sampling generator for a user's seed."""
     import torch
 
     return torch.Generator().manual_seed(seed)
@@ -166,102 +169,115 @@ def chat(pipe, image, message, history, steps, sampler, seed):
 
 def fresh_scene():
     """A new random Shapes-World scene to caption or ask about, with its true caption."""
-    from train import shapes_world as sw
-
     rng = np.random.default_rng()
     scene = sw.sample_scene(rng)
     return sw.render(scene, rng), f"drawn: {sw.caption(scene)}"
 
 
 # ----------------------------------------------------------------------------- layout
+HEAVY = dict(concurrency_id="model", concurrency_limit=1)  # one model: its requests run one at a time
+
+
 def build_demo(pipe: DualDiffusionPipeline) -> gr.Blocks:
     """The three-tab app around a loaded pipeline (no server is started here)."""
     pipe.set_progress_bar_config(disable=True)
-    d = pipe.defaults
     example_images = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
-    example_prompts = _example_prompts()
-    heavy = dict(concurrency_id="model", concurrency_limit=1)
     with gr.Blocks(title="ddit — Dual Diffusion") as demo:
         gr.Markdown("# ddit — one diffusion transformer that draws, captions and answers\n"
                     "Each result is denoised step by step in front of you: images by flow matching, "
                     "text by unmasking tokens.")
         with gr.Tab("Generate"):
-            with gr.Row():
-                with gr.Column():
-                    prompt = gr.Textbox(label="Prompt", placeholder="a large red circle at the top left")
-                    negative = gr.Textbox(label="Negative prompt", placeholder="(optional)")
-                    steps = gr.Slider(1, MAX_IMAGE_STEPS, value=d.image_steps, step=1, label="Steps")
-                    guidance = gr.Slider(0.0, MAX_GUIDANCE, value=d.guidance_scale, step=0.5, label="Guidance")
-                    with gr.Row():
-                        seed = gr.Number(0, precision=0, label="Seed")
-                        random_seed = gr.Checkbox(False, label="Random seed")
-                    with gr.Row():
-                        go = gr.Button("Generate", variant="primary")
-                        stop_gen = gr.Button("Stop")
-                    if example_prompts:
-                        gr.Examples([[p] for p in example_prompts], inputs=[prompt], label="Example prompts")
-                with gr.Column():
-                    image_out = gr.Image(label="Denoising (predicted clean image)", type="pil", format="png",
-                                         height=VIEW_SIDE, width=VIEW_SIDE)
-                    status = gr.Markdown()
-                    strip = gr.Gallery(label="Every step", columns=8, height=140)
-                    gif = gr.File(label="The whole process (GIF)")
-            gen_event = go.click(partial(generate, pipe), [prompt, negative, steps, guidance, seed, random_seed],
-                                 [image_out, strip, gif, status], api_name="generate", **heavy)
-            stop_gen.click(None, None, None, cancels=[gen_event], queue=False)
-
+            generate_tab(pipe, _example_prompts())
         with gr.Tab("Caption"):
-            with gr.Row():
-                with gr.Column():
-                    cap_image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
-                    drawn = gr.Markdown()
-                    draw = gr.Button("Draw a new scene")
-                    if example_images:
-                        gr.Examples(example_images, inputs=[cap_image], label="Example images")
-                    cap_steps = gr.Slider(1, MAX_TEXT_STEPS, value=d.caption_steps, step=1, label="Steps")
-                    cap_len = gr.Slider(1, 256, value=d.caption_length, step=1, label="Length (tokens)")
-                    cap_sampler = gr.Radio(["ancestral", "confidence"], value=d.caption_sampler, label="Sampler")
-                    cap_seed = gr.Number(0, precision=0, label="Seed")
-                    with gr.Row():
-                        cap_go = gr.Button("Caption", variant="primary")
-                        stop_cap = gr.Button("Stop")
-                with gr.Column():
-                    tokens = gr.HighlightedText(label="Tokens (▒ masked, orange: revealed this step)",
-                                                color_map=COLORS, show_legend=True, combine_adjacent=False)
-                    cap_text = gr.Textbox(label="Caption")
-                    replay_slider = gr.Slider(1, 2, value=1, step=1, label="Replay step", visible=False)
-            cap_history = gr.State([])
-            draw.click(fresh_scene, None, [cap_image, drawn], queue=False)
-            cap_event = cap_go.click(partial(caption, pipe), [cap_image, cap_steps, cap_len, cap_sampler, cap_seed],
-                                     [tokens, cap_text, replay_slider, cap_history], api_name="caption", **heavy)
-            replay_slider.change(replay, [replay_slider, cap_history], [tokens], queue=False)
-            stop_cap.click(None, None, None, cancels=[cap_event], queue=False)
-
+            caption_tab(pipe, example_images)
         with gr.Tab("Chat"):
-            with gr.Row():
-                with gr.Column():
-                    chat_image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
-                    if example_images:
-                        gr.Examples(example_images, inputs=[chat_image], label="Example images")
-                    chat_steps = gr.Slider(1, MAX_TEXT_STEPS, value=d.answer_steps, step=1, label="Steps")
-                    chat_sampler = gr.Radio(["ancestral", "confidence"], value=d.answer_sampler, label="Sampler")
-                    chat_seed = gr.Number(0, precision=0, label="Seed")
-                with gr.Column():
-                    chatbot = gr.Chatbot(label="Chat about the image", height=300)
-                    question = gr.Textbox(label="Question", placeholder="what color is the circle?")
-                    with gr.Row():
-                        ask = gr.Button("Ask", variant="primary")
-                        stop_chat = gr.Button("Stop")
-                        clear = gr.Button("Clear")
-                    answer_tokens = gr.HighlightedText(label="This answer's tokens (blue: your question, fixed)",
-                                                       color_map=COLORS, show_legend=True, combine_adjacent=False)
-            inputs = [chat_image, question, chatbot, chat_steps, chat_sampler, chat_seed]
-            outputs = [chatbot, answer_tokens, question]
-            ask_event = ask.click(partial(chat, pipe), inputs, outputs, api_name="ask", **heavy)
-            submit_event = question.submit(partial(chat, pipe), inputs, outputs, api_name=False, **heavy)
-            stop_chat.click(None, None, None, cancels=[ask_event, submit_event], queue=False)
-            clear.click(lambda: ([], None, ""), None, [chatbot, answer_tokens, question], queue=False)
+            chat_tab(pipe, example_images)
     return demo
+
+
+def generate_tab(pipe: DualDiffusionPipeline, example_prompts: list[str]) -> None:
+    """Prompt and settings on the left; the live preview, every step and the GIF on the right."""
+    d = pipe.defaults
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", placeholder="a large red circle at the top left")
+            negative = gr.Textbox(label="Negative prompt", placeholder="(optional)")
+            steps = gr.Slider(1, MAX_IMAGE_STEPS, value=d.image_steps, step=1, label="Steps")
+            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=d.guidance_scale, step=0.5, label="Guidance")
+            with gr.Row():
+                seed = gr.Number(0, precision=0, label="Seed")
+                random_seed = gr.Checkbox(False, label="Random seed")
+            with gr.Row():
+                go = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop")
+            if example_prompts:
+                gr.Examples([[p] for p in example_prompts], inputs=[prompt], label="Example prompts")
+        with gr.Column():
+            image_out = gr.Image(label="Denoising (predicted clean image)", type="pil", format="png",
+                                 height=VIEW_SIDE, width=VIEW_SIDE)
+            status = gr.Markdown()
+            strip = gr.Gallery(label="Every step", columns=8, height=140)
+            gif = gr.File(label="The whole process (GIF)")
+    event = go.click(partial(generate, pipe), [prompt, negative, steps, guidance, seed, random_seed],
+                     [image_out, strip, gif, status], api_name="generate", **HEAVY)
+    stop.click(None, None, None, cancels=[event], queue=False)
+
+
+def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
+    """An image (uploaded, an example or a fresh scene) and settings; the tokens unmasking, then a replay slider."""
+    d = pipe.defaults
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
+            drawn = gr.Markdown()
+            draw = gr.Button("Draw a new scene")
+            if example_images:
+                gr.Examples(example_images, inputs=[image], label="Example images")
+            steps = gr.Slider(1, MAX_TEXT_STEPS, value=d.caption_steps, step=1, label="Steps")
+            length = gr.Slider(1, 256, value=d.caption_length, step=1, label="Length (tokens)")
+            sampler = gr.Radio(list(SAMPLERS), value=d.caption_sampler, label="Sampler")
+            seed = gr.Number(0, precision=0, label="Seed")
+            with gr.Row():
+                go = gr.Button("Caption", variant="primary")
+                stop = gr.Button("Stop")
+        with gr.Column():
+            tokens = gr.HighlightedText(label="Tokens (▒ masked, orange: revealed this step)",
+                                        color_map=COLORS, show_legend=True, combine_adjacent=False)
+            text = gr.Textbox(label="Caption")
+            replay_slider = gr.Slider(1, 2, value=1, step=1, label="Replay step", visible=False)
+    history = gr.State([])
+    draw.click(fresh_scene, None, [image, drawn], queue=False)
+    event = go.click(partial(caption, pipe), [image, steps, length, sampler, seed],
+                     [tokens, text, replay_slider, history], api_name="caption", **HEAVY)
+    replay_slider.change(replay, [replay_slider, history], [tokens], queue=False)
+    stop.click(None, None, None, cancels=[event], queue=False)
+
+
+def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
+    """An image and settings; a conversation whose latest answer unmasks live, with its tokens below."""
+    d = pipe.defaults
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
+            if example_images:
+                gr.Examples(example_images, inputs=[image], label="Example images")
+            steps = gr.Slider(1, MAX_TEXT_STEPS, value=d.answer_steps, step=1, label="Steps")
+            sampler = gr.Radio(list(SAMPLERS), value=d.answer_sampler, label="Sampler")
+            seed = gr.Number(0, precision=0, label="Seed")
+        with gr.Column():
+            chatbot = gr.Chatbot(label="Chat about the image", height=300)
+            question = gr.Textbox(label="Question", placeholder="what color is the circle?")
+            with gr.Row():
+                ask = gr.Button("Ask", variant="primary")
+                stop = gr.Button("Stop")
+                clear = gr.Button("Clear")
+            tokens = gr.HighlightedText(label="This answer's tokens (blue: your question, fixed)",
+                                        color_map=COLORS, show_legend=True, combine_adjacent=False)
+    inputs, outputs = [image, question, chatbot, steps, sampler, seed], [chatbot, tokens, question]
+    ask_event = ask.click(partial(chat, pipe), inputs, outputs, api_name="ask", **HEAVY)
+    submit_event = question.submit(partial(chat, pipe), inputs, outputs, api_name=False, **HEAVY)
+    stop.click(None, None, None, cancels=[ask_event, submit_event], queue=False)
+    clear.click(lambda: ([], None, ""), None, [chatbot, tokens, question], queue=False)
 
 
 def _example_prompts() -> list[str]:

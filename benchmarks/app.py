@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,12 +36,7 @@ sys.path.insert(0, str(ROOT))  # repo root: ddit and app are not pip-installed
 import app  # noqa: E402
 from ddit import DualDiffusionPipeline  # noqa: E402
 from ddit.cli import DEFAULT_MODEL  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ddit.testing import free_port  # noqa: E402
 
 
 def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:

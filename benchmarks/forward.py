@@ -1,6 +1,6 @@
 """Forward-pass benchmark: our DualDiffusionTransformer vs diffusers' SD3Transformer2DModel (CPU).
 
-Run:  python benchmarks/forward.py --batch 32          (defaults = the Shapes-World model)
+Run:  python benchmarks/forward.py --batch 32          (defaults: the bundled model's size, ``shapes-s``)
       python benchmarks/forward.py --batch 1 --dtype bf16 --threads 1
 
 Both models are built from one config dict (same width/depth/patch/channels) and timed interleaved
@@ -30,6 +30,7 @@ import torch
 from diffusers import SD3Transformer2DModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: ddit is not pip-installed
+from ddit.presets import PRESETS, get_size  # noqa: E402
 from ddit.transformer import DualDiffusionTransformer  # noqa: E402
 from train.reporting import FlopCount  # noqa: E402
 
@@ -39,14 +40,10 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--width", type=int, default=128, help="inner width; heads = width / head-dim")
-    p.add_argument("--head-dim", type=int, default=32)
-    p.add_argument("--depth", type=int, default=6)
-    p.add_argument("--latent-size", type=int, default=16, help="16 with --patch 2: 64 image tokens")
-    p.add_argument("--patch", type=int, default=2)
+    p.add_argument("--size", choices=sorted(PRESETS), default="shapes-s", help="model size preset (ddit.presets)")
+    p.add_argument("--latent-size", type=int, default=16, help="16 with patch 2: 64 image tokens")
     p.add_argument("--latent-channels", type=int, default=4)
     p.add_argument("--text-len", type=int, default=32)
-    p.add_argument("--joint-dim", type=int, default=128)
     p.add_argument("--vocab", type=int, default=64)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="bf16 casts models and inputs")
     p.add_argument("--repeats", type=int, default=20)
@@ -57,15 +54,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> dict:
-    """The constructor arguments both models share (SD3 names)."""
-    if args.width % args.head_dim:
-        raise SystemExit(f"--width {args.width} is not a multiple of --head-dim {args.head_dim}")
+    """The constructor arguments both models share (SD3 names), from the ``--size`` preset."""
+    size = get_size(args.size)
     return dict(
-        sample_size=args.latent_size, patch_size=args.patch, in_channels=args.latent_channels,
-        out_channels=args.latent_channels, num_layers=args.depth, attention_head_dim=args.head_dim,
-        num_attention_heads=args.width // args.head_dim, joint_attention_dim=args.joint_dim,
-        caption_projection_dim=args.width, pooled_projection_dim=args.width,
-        pos_embed_max_size=args.latent_size // args.patch,  # in patches: no crop needed
+        sample_size=args.latent_size, patch_size=size.patch_size, in_channels=args.latent_channels,
+        out_channels=args.latent_channels, num_layers=size.depth, attention_head_dim=size.head_dim,
+        num_attention_heads=size.width // size.head_dim, joint_attention_dim=size.text_width,
+        caption_projection_dim=size.width, pooled_projection_dim=size.width,
+        pos_embed_max_size=args.latent_size // size.patch_size,  # in patches: no crop needed
     )
 
 
@@ -102,7 +98,7 @@ def main() -> None:
 
     b, s, n = args.batch, args.latent_size, args.matmul_size
     x = torch.randn(b, args.latent_channels, s, s, dtype=dtype)  # (b, c, s, s)
-    context = torch.randn(b, args.text_len, args.joint_dim, dtype=dtype)  # (b, l, j)
+    context = torch.randn(b, args.text_len, config["joint_attention_dim"], dtype=dtype)  # (b, l, j)
     pooled = torch.randn(b, config["pooled_projection_dim"], dtype=dtype)  # (b, pooled), SD3 only
     t = torch.rand(b) * 1000  # scheduler units
     a_mat, b_mat = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -121,7 +117,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()} cpu_count={os.cpu_count()} "
           f"torch={torch.__version__} diffusers={diffusers.__version__} threads={torch.get_num_threads()}")
     print(f"config: batch={b} dtype={args.dtype} vocab={args.vocab} text_len={args.text_len} "
-          f"image_tokens={(s // args.patch) ** 2} {config}")
+          f"image_tokens={(s // config['patch_size']) ** 2} size={args.size} {config}")
     print(f"params: ours={sum(p.numel() for p in ours.parameters()) / 1e6:.3f}M "
           f"sd3={sum(p.numel() for p in sd3.parameters()) / 1e6:.3f}M")
     print(f"flops: FlopCounterMode (attention counted via math SDPA); repeats={args.repeats} warmup={args.warmup}")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .task_defaults import SAMPLERS
+
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "ddit-shapes"
 
 
@@ -22,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     text = argparse.ArgumentParser(add_help=False)
-    text.add_argument("--sampler", choices=("ancestral", "confidence"), default=None,
+    text.add_argument("--sampler", choices=SAMPLERS, default=None,
                       help="text sampler: the paper's ancestral one or confidence-based (default: the model's)")
     text.add_argument("--max-length", type=int, default=None, help="length of the text slot in tokens")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -21,6 +21,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from . import loading
 from .flow_matching import classifier_free_guidance, predicted_clean
 from .image_inputs import load_image
+from .latents import decode_latents, encode_latents, vae_scale_factor
 from .masked_diffusion import subs_log_probs
 from .task_defaults import TaskDefaults
 from .text_layout import TextBatch, decode_responses, end_token_id, layout, mask_token_id
@@ -89,7 +90,7 @@ class DualDiffusionPipeline(DiffusionPipeline):
         )
         self.defaults = TaskDefaults.from_dict(task_defaults)
         self.register_to_config(task_defaults=self.defaults.to_dict())
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = vae_scale_factor(vae)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.mask_token_id = mask_token_id(tokenizer)
         self.end_token_id = end_token_id(tokenizer)
@@ -132,8 +133,7 @@ class DualDiffusionPipeline(DiffusionPipeline):
         """Normalised latents -> images (``"pil"``, ``"np"`` or ``"pt"``; ``"latent"`` returns them as is)."""
         if output_type == "latent":
             return latents
-        z = latents / self.vae.config.scaling_factor + (self.vae.config.shift_factor or 0.0)
-        pixels = self.vae.decode(z.to(self.vae.dtype)).sample
+        pixels = decode_latents(self.vae, latents)
         return self.image_processor.postprocess(pixels, output_type=output_type)
 
     # ---------------------------------------------------------------- text-to-image
@@ -230,10 +230,13 @@ class DualDiffusionPipeline(DiffusionPipeline):
     def iter_text(
         self, image, prompt: str | list[str], num_inference_steps: int, max_length: int, sampler: str,
         generator: torch.Generator | None = None, confidence_threshold: float | None = None,
+        reuse_predictions: bool = True,
     ) -> Iterator[TextStep]:
         """Validate now; return an iterator of :class:`TextStep` that in-fills a response slot after each prompt.
 
         ``image`` is one image, a list (one per prompt, or one for all), or None (the null image).
+        ``reuse_predictions`` skips the forward pass after a step that revealed nothing ("ddpm_cache": the
+        tokens, hence p(x0 | x_t), are unchanged); False runs the model at every step, with the same result.
         """
         prompts = _as_list(prompt, "prompt")
         if not all(isinstance(p, str) for p in prompts):
@@ -249,10 +252,12 @@ class DualDiffusionPipeline(DiffusionPipeline):
             if len(images) not in (1, len(prompts)):
                 raise ValueError(f"Got {len(images)} images for {len(prompts)} prompts.")
         batch = layout(self.tokenizer, prompts, max_length, max_prompt_length=self.defaults.max_prompt_length)
-        return self._text_loop(batch, images, num_inference_steps, sampler, generator, confidence_threshold)
+        return self._text_loop(batch, images, num_inference_steps, sampler, generator, confidence_threshold,
+                               reuse_predictions)
 
     @torch.no_grad()
-    def _text_loop(self, batch: TextBatch, images, steps: int, sampler: str, generator, threshold) -> Iterator[TextStep]:
+    def _text_loop(self, batch: TextBatch, images, steps: int, sampler: str, generator, threshold,
+                   reuse_predictions: bool) -> Iterator[TextStep]:
         latents = None if images is None else self.encode_image(images).expand(batch.input_ids.shape[0], -1, -1, -1)
         scheduler = MaskedDiffusionScheduler(sampler=sampler, confidence_threshold=threshold)
         scheduler.set_timesteps(steps)
@@ -265,7 +270,7 @@ class DualDiffusionPipeline(DiffusionPipeline):
         for i in range(steps):
             if self._interrupt:
                 break
-            reused = not changed  # "ddpm_cache": nothing changed, so p(x0 | x_t) is the same
+            reused = reuse_predictions and not changed  # "ddpm_cache": nothing changed, so p(x0 | x_t) is the same
             if not reused:
                 logits = self.transformer(latents, self.encode_tokens(x), zero, mask_token_id=self.mask_token_id).logits
                 log_probs = subs_log_probs(logits, x, self.mask_token_id)
@@ -326,12 +331,6 @@ class DualDiffusionPipeline(DiffusionPipeline):
         """Answer question(s) about image(s). Unset options take the model's ``task_defaults``."""
         iterator = self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator)
         return self._run_text(iterator, _pick(num_inference_steps, self.defaults.answer_steps))
-
-
-def encode_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
-    """Pixels in [-1, 1] (b, 3, H, W) -> normalised latents (z - shift) * scale, z the posterior mode."""
-    z = vae.encode(pixels).latent_dist.mode()
-    return (z - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor
 
 
 def _pick(value, default):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
+SAMPLERS = ("ancestral", "confidence")  # the text samplers (``text_scheduler.py``); here so that nothing needs torch
+
 
 @dataclass
 class TaskDefaults:

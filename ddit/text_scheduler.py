@@ -22,8 +22,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from .masked_diffusion import LogLinearNoise, gumbel_argmax, q_xt, uniform
-
-SAMPLERS = ("ancestral", "confidence")
+from .task_defaults import SAMPLERS
 
 
 @dataclass

@@ -106,6 +106,10 @@ class DualDiffusionTransformer(ModelMixin, ConfigMixin):
         self.null_image_embd = nn.Parameter(torch.randn(1, num_null_image_tokens, self.inner_dim) * 0.02)
         self.gradient_checkpointing = False
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters that are embeddings in all but type: training leaves them out of weight decay."""
+        return {"null_image_embd"}
+
     def initialize_weights(self) -> None:
         """DiT-style init for training from scratch: Xavier linears, zeroed modulation and output layers."""
 

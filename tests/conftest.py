@@ -19,7 +19,3 @@ def pipe():
 def image():
     rng = np.random.default_rng(0)
     return PIL.Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)

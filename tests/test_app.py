@@ -1,22 +1,16 @@
 """The Gradio app: construction, every tab driven through gradio_client, bad input, and load."""
 
 import concurrent.futures
-import socket
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import app
-from ddit.testing import build_tiny_pipeline
+from ddit.testing import build_tiny_pipeline, free_port
 
 gradio_client = pytest.importorskip("gradio_client")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.slow  # a real server and clients: seconds per test
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +46,7 @@ def vocabulary_words(pipe, text: str) -> bool:
 
 def test_build_demo_does_not_start_a_server(pipe):
     demo = app.build_demo(pipe)
-    assert demo.server_name is None if hasattr(demo, "server_name") else True
+    assert not demo.is_running and demo.local_url is None
     labels = {getattr(block, "label", None) for block in demo.blocks.values()}
     assert {"Prompt", "Caption", "Chat about the image"} <= labels
 
@@ -126,7 +120,7 @@ def test_eight_clients_at_once(server, image_file):
     def one_client(i: int) -> tuple:
         c = gradio_client.Client(server, verbose=False)
         img = gradio_client.handle_file(image_file)
-        return (c.predict(f"a red circle", "", 3, 2.0, i, False, api_name="/generate"),
+        return (c.predict("a red circle", "", 3, 2.0, i, False, api_name="/generate"),
                 c.predict(img, 3, 6, "confidence", i, api_name="/caption"),
                 c.predict(img, "how many shapes are there?", [], 2, "confidence", i, api_name="/ask"))
 

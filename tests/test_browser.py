@@ -7,14 +7,13 @@ pipeline folder (default: a tiny random pipeline).
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 import app
 from ddit import DualDiffusionPipeline
-from ddit.testing import build_tiny_pipeline
+from ddit.testing import build_tiny_pipeline, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -25,9 +24,15 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
-missing = sync_playwright is None or not Path(CHROMIUM).exists()
-pytestmark = pytest.mark.skipif(missing and os.environ.get("DDIT_REQUIRE_BROWSER") != "1",
-                                reason="needs Playwright and /usr/bin/chromium")
+MISSING = [what for what, absent in (("Playwright (pip install -r requirements-dev.txt)", sync_playwright is None),
+                                     ("Chromium (apt-get install -y chromium)", not Path(CHROMIUM).exists()))
+           if absent]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(MISSING) and os.environ.get("DDIT_REQUIRE_BROWSER") != "1",
+                       reason=f"the browser test needs {' and '.join(MISSING)}; "
+                              "DDIT_REQUIRE_BROWSER=1 makes this a failure instead of a skip"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +41,7 @@ def url():
     pipe = DualDiffusionPipeline.from_pretrained(model, device="cpu") if model else build_tiny_pipeline()
     demo = app.build_demo(pipe)
     demo.queue(default_concurrency_limit=1, max_size=16)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()

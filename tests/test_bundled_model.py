@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ddit import DualDiffusionPipeline
-from train import eval as bench
+from shapes_world import benchmark as bench
 
 MODEL = Path(__file__).resolve().parent.parent / "assets" / "ddit-shapes"
 # measured at n=200: VQA 0.925, captions 0.985, yes/no (random) 0.920; at these n: 0.94, 1.00, 0.88

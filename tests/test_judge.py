@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from train import shapes_world as sw
-from train.judge import matches, read_scene
+import shapes_world as sw
+from shapes_world.judge import matches, read_scene
 
 N = 500
 

@@ -6,7 +6,7 @@ import torch
 from ddit import DualDiffusionPipeline
 from ddit.flow_matching import classifier_free_guidance
 
-from conftest import gen
+from ddit.testing import generator as gen
 
 
 def test_generate_shapes_and_determinism(pipe):

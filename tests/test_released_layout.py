@@ -11,9 +11,8 @@ from safetensors.torch import save_file
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 from ddit import DualDiffusionPipeline
-from ddit.testing import tiny_transformer
+from ddit.testing import generator as gen, tiny_transformer
 
-from conftest import gen
 
 WORDS = "▁a ▁red ▁blue ▁circle ▁square ▁what ▁is ▁the ▁color ▁Q : ▁A ? ▁how ▁many".split()
 

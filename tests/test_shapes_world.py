@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from train import shapes_world as sw
+import shapes_world as sw
 
 
 def _scenes(seed: int, n: int) -> list[sw.Scene]:

@@ -14,10 +14,13 @@ from safetensors.torch import load_file
 from ddit import DualDiffusionPipeline
 from ddit.task_defaults import TaskDefaults
 from ddit.text_layout import decode_responses
-from train.components import shapes_vocabulary, text_encoder_params
+from ddit.word_tokenizer import build_word_tokenizer
+from shapes_world.vocabulary import vocabulary
+from train.components import text_encoder_params
 from train.config import TrainConfig
 from train.data import ShapesWorldSource, collate, make_source
 from train.loop import train
+from train.vae import VAEConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "train" / "configs" / "tiny.yaml"
@@ -33,10 +36,11 @@ def tiny_config(tmp_path, **optim) -> TrainConfig:
 
 @pytest.mark.parametrize("path", sorted((ROOT / "train" / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
-    if path.name.startswith("vae"):
-        pytest.skip("VAE configs have their own schema (train/vae.py)")
-    cfg = TrainConfig.from_yaml(path)
-    assert cfg.optim.max_steps > 0
+    if path.name.startswith("vae"):  # the VAE trainer's own schema (train/vae.py)
+        assert VAEConfig.from_yaml(path).steps > 0
+    else:
+        cfg = TrainConfig.from_yaml(path)
+        assert cfg.optim.max_steps > 0 and cfg.sampling_defaults()["resolution"] == cfg.data.resolution
 
 
 def test_unknown_config_key_is_an_error(tmp_path):
@@ -49,9 +53,10 @@ def test_unknown_config_key_is_an_error(tmp_path):
 def test_stage_configs_follow_the_paper():
     s1, s2, s3 = (TrainConfig.from_yaml(ROOT / "train" / "configs" / f) for f in
                   ("stage1_dual_pretrain.yaml", "stage2_continued.yaml", "stage3_instruct.yaml"))
-    assert (s1.optim.lr, s1.optim.warmup_steps, s1.optim.text_weight, s1.optim.max_steps) == (5e-5, 5000, 0.2, 60000)
+    assert (s1.optim.lr, s1.optim.warmup_steps, s1.loss.text_weight, s1.optim.max_steps) == (5e-5, 5000, 0.2, 60000)
     assert s1.model.init.startswith("sd3:") and s1.model.train_text_encoder == "none"
-    assert s2.model.train_text_encoder == "mask_embedding" and s2.optim.text_weight == 1.0
+    assert s2.model.train_text_encoder == "mask_embedding" and s2.loss.text_weight == 1.0
+    assert (s2.optim.lr, s2.data.text_length, s3.loss.image_weight) == (3e-5, 256, 0.0)
     assert s3.task_defaults["question_template"] == "Q: {question} A: "
     for cfg in (s1, s2, s3):
         assert cfg.optim.batch_size * cfg.optim.grad_accum * 8 == 512 and cfg.optim.weight_decay == 1e-2
@@ -64,8 +69,7 @@ def test_shapes_batches_are_deterministic_and_decode_back():
     a, b = source.examples(5, 4), source.examples(5, 4)
     assert [e.response for e in a] == [e.response for e in b]
     assert [e.response for e in source.examples(6, 4)] != [e.response for e in a]
-    from train.components import build_word_tokenizer
-    tokenizer = build_word_tokenizer(shapes_vocabulary())
+    tokenizer = build_word_tokenizer(vocabulary())
     batch = collate(a, tokenizer, cfg.data)
     assert batch.pixels.shape == (4, 3, 16, 16) and batch.input_ids.shape == (4, cfg.data.text_length)
     assert decode_responses(tokenizer, batch.input_ids, batch.response_mask) == [e.response for e in a]
@@ -138,9 +142,17 @@ def test_two_process_data_parallel_run(tmp_path):
            "-m", "train", str(TINY), "--output_dir", str(tmp_path), "--max_steps", "4"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    seen = [json.loads((tmp_path / f"data_hashes_rank{r}.json").read_text()) for r in (0, 1)]
-    assert seen[0] and seen[1] and not set(seen[0]) & set(seen[1])
     assert (tmp_path / "pipeline" / "model_index.json").is_file()
+    history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["step"] == 4 and history[-1]["samples_per_s"] > 0
+
+
+def test_each_process_draws_its_own_data():
+    cfg = TrainConfig.from_yaml(TINY)
+    defaults = TaskDefaults.from_dict(cfg.sampling_defaults())
+    ranks = [make_source(cfg.data, defaults, seed=0, process_index=r, num_processes=2) for r in (0, 1)]
+    first, second = ([e.response for e in source.examples(0, 8)] for source in ranks)
+    assert first != second
 
 
 def test_latent_pool_run_resumes_exactly_and_reuses_the_pool(tmp_path):
@@ -222,3 +234,23 @@ def test_bundled_model_recipe_names_real_configs_in_order():
     assert (stage2.seed, stage2.data.latent_pool) == (stage1.seed, stage1.data.latent_pool)  # the cache matches
     assert stage3.data.latent_pool_cache == stage2.data.latent_pool_cache  # stage 3 takes its first scenes
     assert stage3.seed == stage1.seed and stage3.data.latent_pool <= stage1.data.latent_pool
+
+
+def test_text_longer_than_the_presets_position_table_trains(tmp_path):
+    cfg = tiny_config(tmp_path, max_steps=1)
+    cfg.data.text_length = cfg.data.prompt_length = 80  # the tiny preset's encoder has 64 positions
+    folder = train(cfg)
+    pipe = DualDiffusionPipeline.from_pretrained(folder, device="cpu")
+    assert pipe.text_encoder.config.max_position_embeddings == 80
+    assert pipe.defaults.max_sequence_length == 80 and pipe.defaults.max_prompt_length == 79
+
+
+def test_sample_grid_prompts_come_from_the_config_or_the_data(tmp_path):
+    from train.data import sample_prompts
+    cfg = TrainConfig.from_yaml(TINY)
+    assert sample_prompts(cfg.data, ["a red circle"]) == ["a red circle"]
+    assert sample_prompts(cfg.data, []) and all("a" in p for p in sample_prompts(cfg.data, []))
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "0.png")
+    (tmp_path / "captions.jsonl").write_text(json.dumps({"image": "0.png", "caption": "a photo of red"}) + "\n")
+    cfg.data.kind, cfg.data.path = "files", str(tmp_path / "captions.jsonl")
+    assert sample_prompts(cfg.data, []) == ["a photo of red"]

@@ -101,6 +101,28 @@ def test_from_sd3_copies_every_shared_weight(capsys):
     assert {"text_proj_out.weight", "null_image_embd", "transformer_blocks.1.ff_context.net.2.weight"} <= set(report["created"])
     assert all(k.startswith(("time_text_embed.text_embedder", "transformer_blocks.1.norm1_context"))
                for k in report["dropped"])
-    # on a batch, the copied image path gives SD3's velocity up to the pooled-text term SD3 adds to temb
-    x, ctx = torch.randn(1, 4, 8, 8), torch.randn(1, 5, 16)
-    assert model(x, ctx, 10.0).sample.shape == sd3(x, ctx, torch.zeros(1, 12), torch.tensor([10.0])).sample.shape
+
+
+def test_from_sd3_image_path_equals_sd3_without_the_pooled_text_term():
+    cfg = dict(sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=2,
+               joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=12, out_channels=4,
+               pos_embed_max_size=8)
+    torch.manual_seed(0)
+    sd3 = SD3Transformer2DModel(**cfg)
+    for module in sd3.modules():  # SD3's zero-initialised layers would make both outputs zero
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, std=0.2)
+    model, _ = DualDiffusionTransformer.from_sd3(sd3, vocab_size=VOCAB, mask_token_id=MASK)
+    with torch.no_grad():
+        sd3.time_text_embed.text_embedder.linear_2.weight.zero_()  # D-DiT has no pooled text: zero SD3's term
+        sd3.time_text_embed.text_embedder.linear_2.bias.zero_()
+        # SD3's last block normalises the text with (scale, shift) of an AdaLayerNormContinuous, D-DiT's with
+        # (shift, scale, gate, ...) of an AdaLayerNormZero, which from_sd3 creates new: give it SD3's values
+        source, target = sd3.transformer_blocks[-1].norm1_context.linear, model.transformer_blocks[-1].norm1_context.linear
+        for ours, theirs in ((target.weight, source.weight), (target.bias, source.bias)):
+            scale, shift = theirs.chunk(2)
+            ours[: len(shift)], ours[len(shift): 2 * len(shift)] = shift, scale
+    x, ctx, t = torch.randn(2, 4, 8, 8), torch.randn(2, 5, 16), torch.tensor([10.0, 700.0])
+    expected = sd3(x, ctx, torch.randn(2, 12), t).sample
+    assert expected.abs().mean() > 0.1
+    torch.testing.assert_close(model(x, ctx, t, return_logits=False).sample, expected, rtol=1e-5, atol=1e-5)

@@ -9,87 +9,50 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
-from transformers import BertConfig, BertModel
 
+from ddit.latents import vae_scale_factor
 from ddit.loading import load_sd3_components
 from ddit.pipeline import DualDiffusionPipeline
+from ddit.presets import build_text_encoder, build_transformer, get_size
+from ddit.testing import tiny_vae
 from ddit.text_layout import mask_token_id
-from ddit.transformer import DualDiffusionTransformer
 from ddit.word_tokenizer import build_word_tokenizer
+from shapes_world.vocabulary import vocabulary
 
-from . import shapes_world as sw
-from .config import ModelConfig
+from .config import DataConfig, ModelConfig
 
 TEXT_ENCODER_POLICIES = ("all", "mask_embedding", "none")
 
 
-def shapes_vocabulary() -> list[str]:
-    """Every word Shapes-World captions, prompts, questions and answers use (sorted, deterministic)."""
-    rng = np.random.default_rng(0)
-    words: set[str] = set()
-    texts = [" ".join(sw.CELL_PHRASES), " ".join(sw.CELL_NAMES), " ".join(sw.NUMBER_WORDS), "an"]
-    for color in sw.COLORS:
-        for shape in sw.SHAPES:
-            texts.append(f"a large small {color} {shape}")
-    for scene in sw.iter_scenes(0, 3000):
-        texts.append(sw.caption(scene))
-        texts.extend(q + " " + a for q, a, _ in sw.questions(scene))
-        texts.append(sw.prompt(scene, rng))
-    tokenizer = build_word_tokenizer([])
-    pre = tokenizer.backend_tokenizer.pre_tokenizer
-    for text in texts:
-        words.update(w for w, _ in pre.pre_tokenize_str(text.lower()))
-    return sorted(words)
-
-
-def random_vae() -> AutoencoderKL:
-    """An untrained 2-level AutoencoderKL (factor 2): only for smoke tests of the loop (tiny.yaml)."""
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                         layers_per_block=1, norm_num_groups=4)
-
-
-def new_components(cfg: ModelConfig, resolution: int) -> dict:
-    """A from-scratch transformer, BERT text encoder and word tokenizer around a trained VAE."""
+def new_components(cfg: ModelConfig, data: DataConfig) -> dict:
+    """A from-scratch transformer, BERT text encoder and word tokenizer (``cfg.size``) around a trained VAE."""
     if not cfg.vae:
         raise ValueError("model.vae must name a trained AutoencoderKL folder (python -m train.vae ...), "
                          "or be 'random' for smoke tests")
     if cfg.vae != "random" and not (Path(cfg.vae) / "config.json").is_file():
         raise FileNotFoundError(f"model.vae: no trained VAE at {cfg.vae}; make it with "
                                 "python -m train.vae train/configs/vae_shapes.yaml --output_dir " + str(cfg.vae))
-    vae = random_vae() if cfg.vae == "random" else AutoencoderKL.from_pretrained(cfg.vae)
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    tokenizer = build_word_tokenizer(shapes_vocabulary())
-    text_encoder = BertModel(BertConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.text_width, num_hidden_layers=cfg.text_layers,
-        num_attention_heads=cfg.text_heads, intermediate_size=4 * cfg.text_width, max_position_embeddings=64,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,  # small data-rich model: no dropout
-    ))
-    if cfg.width % cfg.head_dim:
-        raise ValueError(f"model.width {cfg.width} must be a multiple of model.head_dim {cfg.head_dim}")
-    latent = resolution // factor
-    transformer = DualDiffusionTransformer(
-        sample_size=latent, patch_size=cfg.patch_size, in_channels=vae.config.latent_channels,
-        num_layers=cfg.depth, attention_head_dim=cfg.head_dim, num_attention_heads=cfg.width // cfg.head_dim,
-        joint_attention_dim=cfg.text_width, caption_projection_dim=cfg.width, pooled_projection_dim=cfg.width,
-        out_channels=vae.config.latent_channels, pos_embed_max_size=latent, vocab_size=len(tokenizer),
-        mask_token_id=mask_token_id(tokenizer),
-    )
+    size = get_size(cfg.size)
+    vae = tiny_vae() if cfg.vae == "random" else AutoencoderKL.from_pretrained(cfg.vae)
+    tokenizer = build_word_tokenizer(vocabulary())
+    # the position table grows with the data's text so a longer text_length never overruns it
+    text_encoder = build_text_encoder(size, len(tokenizer), min_positions=max(data.text_length, data.prompt_length))
+    transformer = build_transformer(size, data.resolution // vae_scale_factor(vae), vae.config.latent_channels,
+                                    len(tokenizer), mask_token_id(tokenizer))
     transformer.initialize_weights()
     return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
             "scheduler": FlowMatchEulerDiscreteScheduler(shift=1.0)}
 
 
-def build_components(cfg: ModelConfig, resolution: int) -> dict:
+def build_components(cfg: ModelConfig, data: DataConfig) -> dict:
     """Components for ``cfg.init``: "scratch", "sd3:PATH" or "pipeline:PATH"."""
     if cfg.train_text_encoder not in TEXT_ENCODER_POLICIES:
         raise ValueError(f"model.train_text_encoder must be one of {TEXT_ENCODER_POLICIES}")
     kind, _, path = cfg.init.partition(":")
     if kind == "scratch":
-        parts = new_components(cfg, resolution)
+        parts = new_components(cfg, data)
     elif kind == "sd3" and path:
         parts = load_sd3_components(path)
     elif kind == "pipeline" and path:

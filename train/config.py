@@ -1,8 +1,11 @@
 """Training configuration: dataclasses with the reasons for their defaults, loadable from YAML.
 
-A YAML file has the sections ``model``, ``data``, ``optim``, ``log`` and the top-level keys ``seed``,
-``output_dir`` and ``task_defaults`` (sampling defaults saved with the trained pipeline).
-Unknown keys are an error, so a typo never silently trains with a default.
+A YAML file has the sections ``model``, ``data``, ``loss``, ``optim``, ``log`` and the top-level keys ``seed``,
+``output_dir``, ``task_defaults`` (sampling defaults saved with the trained pipeline) and ``base``:
+- ``base: other.yaml`` (relative to the file) starts from that file; each section then changes only the keys
+  it names (a value that is itself a mapping, like ``question_weights``, is replaced whole);
+- unknown keys are an error, so a typo never silently trains with a default;
+- sampling settings that follow from the data are derived, not repeated (``TrainConfig.sampling_defaults``).
 """
 
 from __future__ import annotations
@@ -13,20 +16,16 @@ from pathlib import Path
 
 import yaml
 
+from ddit.losses import JointLossConfig
+
 
 @dataclass
 class ModelConfig:
     # "scratch": new transformer, text encoder and tokenizer (Shapes-World); "sd3:PATH": paper stage 1, a
     # D-DiT initialised from an SD3 pipeline folder; "pipeline:PATH": continue from a D-DiT pipeline folder.
     init: str = "scratch"
-    vae: str | None = None  # scratch only: a trained AutoencoderKL folder (train/vae.py)
-    width: int = 128  # scratch transformer width = heads * head_dim
-    head_dim: int = 32
-    depth: int = 6  # joint blocks
-    patch_size: int = 2  # 16x16 latents -> 64 image tokens
-    text_width: int = 128  # scratch text encoder (bidirectional BERT)
-    text_layers: int = 2
-    text_heads: int = 4
+    vae: str | None = None  # scratch only: a trained AutoencoderKL folder (train/vae.py), or "random" for smoke runs
+    size: str = "shapes-s"  # scratch only: a preset of ddit.presets.PRESETS (transformer and text encoder sizes)
     # what of the text encoder trains: "all" (scratch), "mask_embedding" (paper stage 2: only the mask
     # token's row), "none" (paper stages 1 and 3: frozen T5)
     train_text_encoder: str = "all"
@@ -37,9 +36,9 @@ class ModelConfig:
 class DataConfig:
     kind: str = "shapes_world"  # "shapes_world" (generated on the fly) or "files" (train/readers.py formats)
     path: str | None = None  # files: a .json / .jsonl / tar shards spec for readers.open_dataset
-    resolution: int = 64  # images are resized (squashed) to this square side
-    text_length: int = 28  # prompt + response slot, per row; longest Shapes-World caption is 27 tokens
-    prompt_length: int = 28  # T2I prompt tokens given to the text encoder
+    resolution: int = 64  # images are resized (squashed) to this square side; also the pipeline's default size
+    text_length: int = 28  # prompt + response slot, per row; longest Shapes-World caption is 27 tokens + EOS
+    prompt_length: int = 28  # T2I prompt tokens given to the text encoder (training and sampling)
     caption_dropout: float = 0.1  # empty T2I prompt this often, so classifier-free guidance works
     caption_fraction: float = 0.5  # shapes_world: text rows that are captions (the rest are questions)
     # shapes_world: how often each question type is asked, relative (e.g. {exists: 3}); None: uniform
@@ -71,29 +70,35 @@ class OptimConfig:
     # (warm-up, then decay to 0 at max_steps) for a short final stage
     lr_schedule: str = "constant_with_warmup"
     weight_decay: float = 1e-2  # paper Table 6
+    # False: no decay on norms, biases and embeddings (nanoGPT's configure_optimizers); True: on every weight
+    decay_all: bool = False
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW defaults, as in the paper
     grad_clip: float = 1.0
-    image_weight: float = 1.0  # 0 skips the image pass (instruction data has no captions to draw from)
-    text_weight: float = 1.0  # lambda of eq. 9: 0.2 in dual pre-training, 1.0 later (Table 6)
-    image_fraction: float | None = None  # None: every row does both tasks (paper); else rows split f : 1-f
     ema_decay: float = 0.999
     mixed_precision: str = "no"  # "bf16" on GPUs; on 2 CPU threads fp32 is about as fast
-    logit_mean: float = 0.0  # logit-normal image timesteps (SD3)
-    logit_std: float = 1.0
 
 
 @dataclass
 class LogConfig:
     log_every: int = 50
     sample_every: int = 500  # sample grid (images + captions) into the run folder
+    # prompts of the sample grid; empty: the domain's example prompts (Shapes-World), or the first captions
+    # of the data (files)
+    sample_prompts: list[str] = field(default_factory=list)
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+
+
+# task_defaults keys that follow from the data settings (a config that sets them is refused)
+DERIVED_DEFAULTS = {"resolution": "resolution", "max_sequence_length": "prompt_length",
+                    "max_prompt_length": "text_length"}
 
 
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    loss: JointLossConfig = field(default_factory=JointLossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
@@ -102,12 +107,50 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        """Load a config; raises ``ValueError`` naming any unknown key."""
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        return _build(cls, raw, str(path))
+        """Load a config (following ``base:``); raises ``ValueError`` naming any unknown or derived key."""
+        config = load_yaml(cls, path, inherit=True)
+        config.sampling_defaults()  # refuse derived keys now, not at the end of a run
+        return config
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def sampling_defaults(self) -> dict:
+        """``task_defaults`` completed from the data: the image side, the T2I prompt length, the longest text
+        prompt (``text_length`` - 1, room for one response token) and, unless given, the caption slot."""
+        given = sorted(set(self.task_defaults) & set(DERIVED_DEFAULTS))
+        if given:
+            raise ValueError(f"task_defaults: {', '.join(given)} follow from data "
+                             f"({', '.join('data.' + DERIVED_DEFAULTS[k] for k in given)}); set those instead")
+        d = self.data
+        derived = {"resolution": d.resolution, "max_sequence_length": d.prompt_length,
+                   "max_prompt_length": d.text_length - 1, "caption_length": d.text_length}
+        return {**derived, **self.task_defaults}
+
+
+def load_yaml(cls, path: str | Path, inherit: bool = False):
+    """A dataclass ``cls`` from a YAML mapping, strictly: unknown keys raise ``ValueError`` naming the file.
+
+    With ``inherit``, a top-level ``base:`` names a file (relative to this one) whose values this one updates.
+    """
+    path = Path(path)
+    return _build(cls, _read(path, inherit), str(path))
+
+
+def _read(path: Path, inherit: bool) -> dict:
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping, got {type(raw).__name__}")
+    base = raw.pop("base", None) if inherit else None
+    if base is None:
+        return raw
+    merged = _read(path.parent / base, inherit)
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}  # a section: update its keys
+        else:
+            merged[key] = value
+    return merged
 
 
 def _build(cls, values: dict, where: str):

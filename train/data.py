@@ -19,12 +19,15 @@ from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 from tqdm.auto import tqdm
 
+import shapes_world as sw
 from ddit.task_defaults import TaskDefaults
 from ddit.text_layout import layout
+from shapes_world.examples import PROMPTS as SHAPES_WORLD_PROMPTS
 
-from . import shapes_world as sw
 from .config import DataConfig
 from .readers import open_dataset
+
+_PIXELS = VaeImageProcessor()  # the pipeline's pixel convention: [-1, 1], (b, 3, h, w)
 
 
 @dataclass
@@ -153,12 +156,11 @@ def latent_pool(cfg: DataConfig, seed: int, encode, batch_size: int = 64) -> tup
     """
     scenes = latent_pool_scenes(cfg, seed)
     rng = np.random.default_rng([seed, 8])  # rendering: jitter and antialiasing
-    processor = VaeImageProcessor()
     chunks = []
     for start in tqdm(range(0, len(scenes), batch_size), desc="encoding the latent pool"):
         images = [sw.render(s, rng, antialias=bool(rng.random() < cfg.antialias_fraction))
                   for s in scenes[start:start + batch_size]]
-        pixels = processor.preprocess(images, height=cfg.resolution, width=cfg.resolution)
+        pixels = _PIXELS.preprocess(images, height=cfg.resolution, width=cfg.resolution)
         chunks.append(encode(pixels).float())
     return scenes, torch.cat(chunks)
 
@@ -173,14 +175,27 @@ def make_source(cfg: DataConfig, defaults: TaskDefaults, seed: int, process_inde
     raise ValueError(f"Unknown data.kind {cfg.kind!r}: use 'shapes_world' or 'files'.")
 
 
+def sample_prompts(cfg: DataConfig, given: list[str], n: int = 8) -> list[str]:
+    """Prompts for the run's sample grids: ``given``, else the domain's examples or the data's first captions."""
+    if given:
+        return list(given)
+    if cfg.kind == "shapes_world":
+        return list(SHAPES_WORLD_PROMPTS)
+    prompts = []
+    for sample in open_dataset(cfg.path):
+        if len(prompts) == n:
+            break
+        prompts.append(sample.response)
+    return prompts
+
+
 def collate(examples: list[Example], tokenizer, cfg: DataConfig) -> Batch:
     """Tokenise and stack: the layout is ``ddit.text_layout``'s, the same the pipeline samples with."""
     pixels = latents = None
     if examples[0].latents is not None:
         latents = torch.stack([e.latents for e in examples])
     else:
-        pixels = VaeImageProcessor().preprocess([e.image for e in examples], height=cfg.resolution,
-                                                width=cfg.resolution)
+        pixels = _PIXELS.preprocess([e.image for e in examples], height=cfg.resolution, width=cfg.resolution)
     prompt_ids = tokenizer([e.t2i_prompt for e in examples], padding="max_length", max_length=cfg.prompt_length,
                            truncation=True, return_tensors="pt")["input_ids"]
     text = layout(tokenizer, [e.text_prompt for e in examples], slot_length=1,

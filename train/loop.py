@@ -9,11 +9,10 @@ and, at the end, ``pipeline/``: a ``DualDiffusionPipeline`` folder with the EMA 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,48 +23,36 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from ddit.losses import LossBreakdown, image_loss, text_loss
-from ddit.pipeline import DualDiffusionPipeline, encode_latents
+from ddit.latents import encode_latents
+from ddit.losses import JointLossConfig, LossBreakdown, joint_loss
+from ddit.pipeline import DualDiffusionPipeline
 from ddit.task_defaults import TaskDefaults
 from ddit.text_layout import mask_token_id
+from ddit.text_scheduler import MaskedDiffusionScheduler
 
 from . import reporting
 from .components import build_components, text_encoder_params
-from .config import OptimConfig, TrainConfig
-from .data import collate, latent_pool, latent_pool_scenes, make_source
+from .config import TrainConfig
+from .data import collate, latent_pool, latent_pool_scenes, make_source, sample_prompts
+from .optimizer import build_adamw, param_groups
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_PROMPTS = ["a large red circle at the top left", "a small blue square in the center",
-                  "a green triangle and a yellow circle", "a purple square on the right",
-                  "a large orange triangle at the bottom", "a red square and a blue circle",
-                  "a small yellow triangle at the top right", "a blue circle, a red square and a green triangle"]
-
-
 class JointObjective(torch.nn.Module):
-    """The trained modules in one ``nn.Module`` (what accelerate wraps), returning the joint loss."""
+    """The trained modules in one ``nn.Module`` (what accelerate wraps), returning the joint loss of eq. 9."""
 
-    def __init__(self, transformer, text_encoder, mask_id: int, optim: OptimConfig):
+    def __init__(self, transformer, text_encoder, mask_id: int, loss: JointLossConfig):
         super().__init__()
         self.transformer, self.text_encoder = transformer, text_encoder
-        self.mask_id, self.optim = mask_id, optim
+        self.mask_id, self.loss = mask_id, loss
+        self.text_noise = MaskedDiffusionScheduler(eps=loss.text_eps)
 
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
         return self.text_encoder(input_ids=ids).last_hidden_state
 
     def forward(self, latents, prompt_ids, input_ids, response_mask, generator=None) -> LossBreakdown:
-        o = self.optim
-        b = latents.shape[0]
-        n_img = b if o.image_fraction is None else max(1, min(b - 1, round(o.image_fraction * b)))
-        txt = slice(0, b) if o.image_fraction is None else slice(n_img, b)  # rows of the text task
-        l_img = torch.zeros((), device=latents.device)
-        if o.image_weight > 0:
-            l_img = image_loss(self.transformer, self.encode, latents[:n_img], prompt_ids[:n_img], generator,
-                               o.logit_mean, o.logit_std)
-        l_txt = text_loss(self.transformer, self.encode, latents[txt], input_ids[txt], response_mask[txt],
-                          self.mask_id, generator)
-        total = o.image_weight * l_img + o.text_weight * l_txt  # eq. 9
-        return LossBreakdown(total, l_img.detach(), l_txt.detach())
+        return joint_loss(self.transformer, self.encode, latents, prompt_ids, input_ids, response_mask, self.mask_id,
+                          self.loss, self.text_noise, generator)
 
 
 class Progress:
@@ -107,8 +94,13 @@ def _seed(*parts: int) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:7], "little")
 
 
+def checkpoints(output_dir: Path) -> list[Path]:
+    """The run's checkpoint folders, oldest step first."""
+    return sorted((output_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
 def latest_checkpoint(output_dir: Path) -> Path | None:
-    found = sorted((output_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    found = checkpoints(output_dir)
     return found[-1] if found else None
 
 
@@ -128,7 +120,6 @@ class Run:
     ema: EMAModel
     progress: Progress
     source: object
-    seen: list = field(default_factory=list)  # hashes of the first batches: each process sees its own data
 
 
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
@@ -144,18 +135,12 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
         (out / "samples").mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     set_seed(cfg.seed)  # identical initial weights in every process
-    parts = build_components(cfg.model, cfg.data.resolution)
+    parts = build_components(cfg.model, cfg.data)
     tokenizer, vae = parts["tokenizer"], parts["vae"].eval().requires_grad_(False).to(accelerator.device)
-    te_params = text_encoder_params(parts["text_encoder"], tokenizer, cfg.model.train_text_encoder)
-    objective = JointObjective(parts["transformer"], parts["text_encoder"], mask_token_id(tokenizer), cfg.optim)
+    objective = JointObjective(parts["transformer"], parts["text_encoder"], mask_token_id(tokenizer), cfg.loss)
     o = cfg.optim
-    groups = [{"params": list(parts["transformer"].parameters()), "weight_decay": o.weight_decay}]
-    if te_params:
-        decay = o.weight_decay if cfg.model.train_text_encoder == "all" else 0.0  # frozen rows must not decay
-        groups.append({"params": te_params, "weight_decay": decay})
-    # CPU: fused, one kernel over all tensors (the default there loops over them); elsewhere torch's default
-    fused = True if accelerator.device.type == "cpu" else None
-    optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, fused=fused)
+    groups = _param_groups(cfg, parts)
+    optimizer = build_adamw(groups, o.lr, o.betas, accelerator.device)
     # accelerate steps a prepared schedule once per process for each optimizer step, hence the factor
     lr_schedule = get_scheduler(o.lr_schedule, optimizer, num_warmup_steps=o.warmup_steps * accelerator.num_processes,
                                 num_training_steps=o.max_steps * accelerator.num_processes)
@@ -163,7 +148,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     trained = [p for g in groups for p in g["params"]]
     ema, progress = EMAModel(trained, decay=o.ema_decay, foreach=True), Progress()
     accelerator.register_for_checkpointing(ema, progress)
-    defaults = TaskDefaults.from_dict(cfg.task_defaults)
+    defaults = TaskDefaults.from_dict(cfg.sampling_defaults())
     pool = _latent_pool(cfg, vae, accelerator, out) if cfg.data.kind == "shapes_world" and cfg.data.latent_pool else None
     source = make_source(cfg.data, defaults, cfg.seed, accelerator.process_index, accelerator.num_processes, pool)
     run = Run(cfg, out, accelerator, parts, defaults, objective, optimizer, lr_schedule, trained, ema, progress, source)
@@ -175,6 +160,15 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
         source.load_state(progress.data_state)
         accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
     return run
+
+
+def _param_groups(cfg: TrainConfig, parts: dict) -> list[dict]:
+    """The transformer's parameters, then what trains of the text encoder (frozen rows must not decay)."""
+    te_params = text_encoder_params(parts["text_encoder"], parts["tokenizer"], cfg.model.train_text_encoder)
+    te_decay = cfg.optim.weight_decay if cfg.model.train_text_encoder == "all" else 0.0
+    trained = [(parts["transformer"], list(parts["transformer"].parameters()), cfg.optim.weight_decay),
+               (parts["text_encoder"], te_params, te_decay)]
+    return param_groups(trained, cfg.optim.decay_all)
 
 
 def _batch_inputs(run: Run, micro: int) -> tuple:
@@ -196,9 +190,6 @@ def train_step(run: Run, window: dict, flops_per_step: float | None) -> float:
     for k in range(o.grad_accum):
         micro = step * o.grad_accum + k
         inputs = _batch_inputs(run, micro)
-        if len(run.seen) < 3:
-            run.seen.append(hashlib.sha256(inputs[2].cpu().numpy().tobytes()
-                                           + inputs[0].cpu().numpy().tobytes()).hexdigest()[:16])
         make_generator = lambda: torch.Generator().manual_seed(_seed(run.cfg.seed, accelerator.process_index, micro))
         if flops_per_step is None:
             flops_per_step = _count_flops(accelerator, run.objective, inputs, make_generator()) * o.grad_accum
@@ -232,6 +223,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     accelerator.print(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s; params: transformer "
                       f"{sum(p.numel() for p in run.parts['transformer'].parameters()) / 1e6:.2f}M")
     flops_per_step, window = None, _new_window()
+    prompts = sample_prompts(cfg.data, cfg.log.sample_prompts) if main else []
     bar = tqdm(total=o.max_steps, initial=progress.step, disable=not main, desc="train", dynamic_ncols=True)
     run.objective.train()
     if cfg.model.train_text_encoder != "all":
@@ -252,9 +244,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             _save_checkpoint(accelerator, run.out, progress.step, log.keep_checkpoints)
         if main and (progress.step % log.sample_every == 0 or progress.step == o.max_steps):
             with _ema_weights(run.ema, run.trained):
-                _write_samples(run.parts, cfg, run.out / "samples" / f"step_{progress.step:06d}.png")
+                _write_samples(run.parts, run.defaults, prompts, run.out / "samples" / f"step_{progress.step:06d}.png")
     bar.close()
-    (run.out / f"data_hashes_rank{accelerator.process_index}.json").write_text(json.dumps(run.seen))
     return _finish(run)
 
 
@@ -264,7 +255,7 @@ def _finish(run: Run) -> Path:
     folder = run.out / "pipeline"
     if run.accelerator.is_main_process:
         run.ema.copy_to(run.trained)
-        DualDiffusionPipeline(**run.parts, task_defaults=run.cfg.task_defaults).save_pretrained(folder)
+        DualDiffusionPipeline(**run.parts, task_defaults=run.defaults.to_dict()).save_pretrained(folder)
         shutil.copy(run.out / "config.yaml", folder / "train_config.yaml")
         run.accelerator.print(f"saved pipeline (EMA weights) to {folder}")
     run.accelerator.end_training()
@@ -311,23 +302,22 @@ class _ema_weights:
 def _save_checkpoint(accelerator: Accelerator, out: Path, step: int, keep: int) -> None:
     accelerator.save_state(str(out / "checkpoints" / f"step_{step}"))
     if accelerator.is_main_process:
-        found = sorted((out / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
-        for old in found[:-keep]:
+        for old in checkpoints(out)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
 
 
 @torch.no_grad()
-def _write_samples(parts: dict, cfg: TrainConfig, path: Path) -> None:
+def _write_samples(parts: dict, defaults: TaskDefaults, prompts: list[str], path: Path) -> None:
     """Generated images for fixed prompts, each captioned by the model itself."""
     was_training = parts["transformer"].training
     parts["transformer"].eval()
     parts["text_encoder"].eval()
-    pipe = DualDiffusionPipeline(**parts, task_defaults=cfg.task_defaults)
+    pipe = DualDiffusionPipeline(**parts, task_defaults=defaults.to_dict())
     pipe.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(0)
-    images = pipe(SAMPLE_PROMPTS, generator=generator).images
+    images = pipe(prompts, generator=generator).images
     captions = pipe.caption(images, generator=generator).text
-    titles = [f"{p}\n-> {c}" for p, c in zip(SAMPLE_PROMPTS, captions)]
+    titles = [f"{p}\n-> {c}" for p, c in zip(prompts, captions)]
     reporting.sample_grid(images, titles, path)
     parts["transformer"].train(was_training)
     parts["text_encoder"].train(was_training)

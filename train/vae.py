@@ -25,14 +25,14 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import yaml
 from diffusers import AutoencoderKL
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 from tqdm.auto import tqdm
 
-from train.judge import read_scene
-from train.shapes_world import BENCHMARK_SEED, IMAGE_SIZE, TRAIN_SEED, Scene, iter_scenes, render
+from shapes_world import BENCHMARK_SEED, IMAGE_SIZE, TRAIN_SEED, Scene, iter_scenes, read_scene, render
+
+from .config import load_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +82,7 @@ class VAEConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "VAEConfig":
         """Read a YAML mapping of field -> value; unknown keys are an error, missing keys keep defaults."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of VAEConfig fields, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown VAEConfig keys {unknown}; known keys: {sorted(known)}")
-        return cls(**data)
+        return load_yaml(cls, path)
 
 
 def build_vae(config: VAEConfig) -> AutoencoderKL:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from train.shapes_world import COLORS, IMAGE_SIZE, MAX_OBJECTS, SIZES, Scene, ShapeObject
+from .scene import COLORS, IMAGE_SIZE, MAX_OBJECTS, SIZES, Scene, ShapeObject
 
 _NAMES = tuple(COLORS)
 _WHITE = np.array([255.0, 255.0, 255.0], dtype=np.float32)

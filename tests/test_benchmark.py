@@ -9,9 +9,9 @@ import torch
 from ddit.pipeline import DualDiffusionImageOutput, DualDiffusionTextOutput
 from ddit.task_defaults import TaskDefaults
 from ddit.testing import build_tiny_pipeline
-from train import eval as bench
-from train import shapes_world as sw
-from train.judge import read_scene
+import shapes_world as sw
+from shapes_world import benchmark as bench
+from shapes_world.judge import read_scene
 
 N = 12  # enough benchmark items for every T2I category and several question types
 

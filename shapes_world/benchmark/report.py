@@ -1,0 +1,77 @@
+"""Printed tables of benchmark results, shaped like the paper's."""
+
+from __future__ import annotations
+
+import argparse
+
+from .items import POPE_SETTINGS
+from .tasks import text_settings
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Plain-text table, columns right-aligned, a rule under the header."""
+    cells = [header] + rows
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:])
+
+
+def _scored_table(scores: dict[str, dict], extra: dict[str, float | None]) -> str:
+    """One column per group ({"accuracy", "n"}) and per extra accuracy; rows accuracy % and n."""
+    accuracy = [_pct(s["accuracy"]) for s in scores.values()] + [_pct(v) for v in extra.values()]
+    count = [str(s["n"]) for s in scores.values()] + [""] * len(extra)
+    return table([""] + list(scores) + list(extra), [["accuracy (%)"] + accuracy, ["n"] + count])
+
+
+def report(results: dict) -> str:
+    """The printed tables (a title line above each) for whatever `results` holds."""
+    out = []
+    if "t2i" in results:
+        r = results["t2i"]
+        out.append(("T2I prompt following (GenEval categories)", _scored_table(
+            r["categories"], {"overall": r["overall"], "geneval_mean": r["geneval_mean"]})))
+    if "caption" in results:
+        r = results["caption"]
+        out.append(("Captioning", table(["exact (%)", "CIDEr"], [[_pct(r["exact"]), f"{r['cider']:.3f}"]])))
+    if "vqa" in results:
+        r = results["vqa"]
+        out.append(("VQA accuracy by question type", _scored_table(r["per_type"], {"overall": r["overall"]})))
+    if "yesno" in results:
+        r = results["yesno"]
+        out.append((f"Yes/no, POPE-style balanced probes (n={r['n']} per setting, %)", table(
+            ["setting", "accuracy", "precision", "recall", "F1", "yes ratio"],
+            [[s] + [_pct(r[s][k]) for k in ("accuracy", "precision", "recall", "f1", "yes_ratio")]
+             for s in POPE_SETTINGS])))
+    if "speed" in results:
+        s = results["speed"]["seconds_per_item"]
+        out.append((f"Seconds per item (batch 1, model defaults, median of {results['speed']['items']})",
+                    table(list(s), [[f"{v:.3f}" for v in s.values()]])))
+    if "sweep" in results:
+        rows, fewest = results["sweep"]["rows"], results["sweep"]["fewest_steps"]
+        steps = sorted({r["steps"] for r in rows})
+        acc = {(r["task"], r["sampler"], r["steps"]): r["accuracy"] for r in rows}
+        body = [[f"{t} {s}"] + [_pct(acc.get((t, s, k))) for k in steps] + [str(fewest[t][s])]
+                for t, s in sorted({(r["task"], r["sampler"]) for r in rows})]
+        out.append(("Accuracy (%) against text steps (caption: exact, vqa: overall)",
+                    table(["task sampler"] + [str(k) for k in steps] + ["fewest losing < 1 pt"], body)))
+    if "t2i_sweep" in results:
+        body = [[str(r["steps"]), f"{r['guidance_scale']:g}", _pct(r["overall"]), _pct(r["geneval_mean"])]
+                for r in results["t2i_sweep"]["rows"]]
+        out.append(("T2I against image steps and guidance (%)",
+                    table(["steps", "guidance", "overall", "geneval_mean"], body)))
+    return "\n\n".join(f"{title}\n{body}" for title, body in out)
+
+
+def settings_line(pipe, args: argparse.Namespace) -> str:
+    """The settings printed above the tables."""
+    d = pipe.defaults
+    caption_steps, caption_sampler = text_settings(pipe, "caption", args.caption_steps, args.caption_sampler)
+    answer_steps, answer_sampler = text_settings(pipe, "answer", args.answer_steps, args.answer_sampler)
+    return (f"model {args.model} | device {pipe.device} | n {args.n} | batch {args.batch} | "
+            f"perturb {args.perturb} | seed {args.seed}\n"
+            f"t2i: steps {d.image_steps}, guidance {d.guidance_scale} | "
+            f"caption: sampler {caption_sampler}, steps {caption_steps} | "
+            f"vqa: sampler {answer_sampler}, steps {answer_steps}")

@@ -1,0 +1,129 @@
+"""One function per benchmark task: run the pipeline over the items in seeded batches and score the outputs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..judge import matches, read_scene
+from ..language import caption, parse_prompt
+from ..scene import BENCHMARK_SEED, QTYPES
+from .items import POPE_SETTINGS, benchmark_images, benchmark_questions, t2i_prompts, yes_no_probes
+from .scoring import T2I_CATEGORIES, cider, holds, is_caption_of, mean_of, ratio, score, words
+
+
+def _run_batches(fn: Callable, columns: tuple[list, ...], batch: int, seed: int, desc: str) -> list:
+    """`fn(*column_chunks, generator=...)` over batches of the columns, one seeded generator per batch."""
+    out, total = [], len(columns[0])
+    with tqdm(total=total, desc=desc, leave=False) as bar:
+        for index, start in enumerate(range(0, total, batch)):
+            chunks = [list(c[start:start + batch]) for c in columns]
+            out.extend(fn(*chunks, generator=torch.Generator().manual_seed(seed + index)))
+            bar.update(len(chunks[0]))
+    return out
+
+
+def text_settings(pipe, task: str, steps: int | None, sampler: str | None) -> tuple[int, str]:
+    """Steps and sampler of ``task`` ("caption" or "answer"): the given ones, else the model's defaults."""
+    d = pipe.defaults
+    default_steps, default_sampler = {"caption": (d.caption_steps, d.caption_sampler),
+                                      "answer": (d.answer_steps, d.answer_sampler)}[task]
+    return (default_steps if steps is None else steps), (sampler or default_sampler)
+
+
+def _answers(pipe, images: list, questions: list[str], batch: int, seed: int, steps: int, sampler: str,
+             desc: str) -> list[str]:
+    """The model's answer to each (image, question) pair, in seeded batches."""
+    return _run_batches(lambda i, q, generator: pipe.answer(i, q, num_inference_steps=steps, sampler=sampler,
+                                                            generator=generator).text,
+                        (images, questions), batch, seed, desc)
+
+
+def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, steps: int | None = None,
+                 guidance_scale: float | None = None) -> dict:
+    """Generate one image per benchmark prompt and score it per GenEval category and overall."""
+    d = pipe.defaults
+    steps = d.image_steps if steps is None else steps
+    guidance_scale = d.guidance_scale if guidance_scale is None else guidance_scale
+    prompts = t2i_prompts(n, seed)
+    images = _run_batches(lambda p, generator: pipe(p, generator=generator, num_inference_steps=steps,
+                                                    guidance_scale=guidance_scale).images,
+                          (prompts,), batch, seed, f"t2i {steps} steps, guidance {guidance_scale}")
+    specs, read = [parse_prompt(p) for p in prompts], [read_scene(i) for i in images]
+    categories = {name: score([holds(r, s, keys) for r, s in zip(read, specs) if selects(s)])
+                  for name, (selects, keys) in T2I_CATEGORIES.items()}
+    scored = [c["accuracy"] for c in categories.values() if c["accuracy"] is not None]
+    return {"n": n, "settings": {"steps": steps, "guidance_scale": guidance_scale},
+            "categories": categories, "overall": mean_of([matches(r, s) for r, s in zip(read, specs)]),
+            "geneval_mean": ratio(sum(scored), len(scored))}
+
+
+def evaluate_caption(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
+                     steps: int | None = None, sampler: str | None = None) -> dict:
+    """Caption benchmark renders: exact-scene match (unparseable is wrong) and CIDEr."""
+    steps, sampler = text_settings(pipe, "caption", steps, sampler)
+    scenes, images = benchmark_images(n, seed, perturb)
+    texts = _run_batches(lambda i, generator: pipe.caption(i, num_inference_steps=steps, sampler=sampler,
+                                                           generator=generator).text,
+                         (images,), batch, seed, f"caption {sampler} {steps}")
+    exact = mean_of([is_caption_of(t, s) for t, s in zip(texts, scenes)])
+    return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb},
+            "exact": exact, "cider": cider(texts, [caption(s) for s in scenes])}
+
+
+def evaluate_vqa(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
+                 steps: int | None = None, sampler: str | None = None) -> dict:
+    """Answer one question per benchmark render: accuracy per type and overall."""
+    steps, sampler = text_settings(pipe, "answer", steps, sampler)
+    scenes, images = benchmark_images(n, seed, perturb)
+    questions, answers, qtypes = zip(*benchmark_questions(scenes, seed))
+    texts = _answers(pipe, images, questions, batch, seed, steps, sampler, f"vqa {sampler} {steps}")
+    predicted = [words(t) for t in texts]
+    correct = [p == a for p, a in zip(predicted, answers)]
+    per_type = {qtype: score([c for c, t in zip(correct, qtypes) if t == qtype]) for qtype in QTYPES}
+    return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb},
+            "per_type": per_type, "overall": mean_of(correct)}
+
+
+def evaluate_yes_no(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
+                    steps: int | None = None, sampler: str | None = None) -> dict:
+    """POPE-style yes/no on balanced probes (``yes_no_probes``): accuracy, precision, recall, F1 and the
+    share of "yes" answers, per setting. Chance is 0.5; always "yes" scores 0.5 with yes ratio 1."""
+    steps, sampler = text_settings(pipe, "answer", steps, sampler)
+    scenes, images = benchmark_images(n, seed, perturb)
+    out = {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb}}
+    for setting in POPE_SETTINGS:
+        questions, answers = zip(*yes_no_probes(scenes, seed, setting))
+        texts = _answers(pipe, images, questions, batch, seed, steps, sampler, f"yes/no {setting}")
+        said = [words(t) == "yes" for t in texts]
+        truth = [a == "yes" for a in answers]
+        true_yes = sum(p and g for p, g in zip(said, truth))
+        precision, recall = ratio(true_yes, sum(said)), ratio(true_yes, sum(truth))
+        f1 = None if None in (precision, recall) else (ratio(2 * precision * recall, precision + recall) or 0.0)
+        out[setting] = {"accuracy": mean_of([words(t) == a for t, a in zip(texts, answers)]), "precision": precision,
+                        "recall": recall, "f1": f1, "yes_ratio": mean_of(said)}
+    return out
+
+
+def measure_speed(pipe, items: int = 10, seed: int = BENCHMARK_SEED,
+                  tasks: tuple[str, ...] = ("image", "caption", "answer")) -> dict:
+    """Median seconds per item at batch 1 with the model's defaults, over `items` after one warm-up."""
+    prompts = t2i_prompts(items + 1, seed)
+    scenes, images = benchmark_images(items + 1, seed)
+    questions = [q for q, _, _ in benchmark_questions(scenes, seed)]
+    run = {"image": lambda i, g: pipe([prompts[i]], generator=g),
+           "caption": lambda i, g: pipe.caption([images[i]], generator=g),
+           "answer": lambda i, g: pipe.answer([images[i]], [questions[i]], generator=g)}
+    seconds = {}
+    for task in tqdm(tasks, desc="speed", leave=False):
+        times = []
+        for i in range(items + 1):
+            start = time.perf_counter()
+            run[task](i, torch.Generator().manual_seed(seed + i))  # outputs are on the CPU: the GPU is done
+            times.append(time.perf_counter() - start)
+        seconds[task] = statistics.median(times[1:])
+    return {"items": items, "batch": 1, "seconds_per_item": seconds}
