@@ -231,12 +231,8 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
             image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
             drawn = gr.Markdown()
             draw = gr.Button("Draw a new scene")
-            if example_images:
-                gr.Examples(example_images, inputs=[image], label="Example images")
-            steps = gr.Slider(1, MAX_TEXT_STEPS, value=d.caption_steps, step=1, label="Steps")
+            steps, sampler, seed = text_controls(image, example_images, d.caption_steps, d.caption_sampler)
             length = gr.Slider(1, 256, value=d.caption_length, step=1, label="Length (tokens)")
-            sampler = gr.Radio(list(SAMPLERS), value=d.caption_sampler, label="Sampler")
-            seed = gr.Number(0, precision=0, label="Seed")
             with gr.Row():
                 go = gr.Button("Caption", variant="primary")
                 stop = gr.Button("Stop")
@@ -253,17 +249,21 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     stop.click(None, None, None, cancels=[event], queue=False)
 
 
+def text_controls(image: gr.Image, example_images: list[str], steps: int, sampler: str) -> tuple:
+    """Example images for ``image``, then the (steps, sampler, seed) controls of a text task."""
+    if example_images:
+        gr.Examples(example_images, inputs=[image], label="Example images")
+    return (gr.Slider(1, MAX_TEXT_STEPS, value=steps, step=1, label="Steps"),
+            gr.Radio(list(SAMPLERS), value=sampler, label="Sampler"), gr.Number(0, precision=0, label="Seed"))
+
+
 def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     """An image and settings; a conversation whose latest answer unmasks live, with its tokens below."""
     d = pipe.defaults
     with gr.Row():
         with gr.Column():
             image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
-            if example_images:
-                gr.Examples(example_images, inputs=[image], label="Example images")
-            steps = gr.Slider(1, MAX_TEXT_STEPS, value=d.answer_steps, step=1, label="Steps")
-            sampler = gr.Radio(list(SAMPLERS), value=d.answer_sampler, label="Sampler")
-            seed = gr.Number(0, precision=0, label="Seed")
+            steps, sampler, seed = text_controls(image, example_images, d.answer_steps, d.answer_sampler)
         with gr.Column():
             chatbot = gr.Chatbot(label="Chat about the image", height=300)
             question = gr.Textbox(label="Question", placeholder="what color is the circle?")
@@ -299,9 +299,16 @@ def main(argv: list[str] | None = None) -> None:
         pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}")
-    demo = build_demo(pipe)
-    demo.queue(default_concurrency_limit=1, max_size=32)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    launch(build_demo(pipe), args.host, args.port, share=args.share)
+
+
+def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, block: bool = True,
+           max_queue: int = 32) -> str:
+    """Queue (one request on the model at a time, ``max_queue`` waiting) and serve ``demo``; returns its URL.
+    With ``block=False`` the server runs in a background thread (tests); stop it with ``demo.close()``."""
+    demo.queue(default_concurrency_limit=1, max_size=max_queue)
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block)
+    return f"http://{host}:{port}/"
 
 
 if __name__ == "__main__":

@@ -1,11 +1,23 @@
-"""Shared fixtures: tiny random pipelines, seeded, built in well under a second."""
+"""Test configuration: one torch thread per process, and the shared fixtures (tiny random pipelines).
 
-import numpy as np
-import PIL.Image
-import pytest
-import torch
+Each torch process starts one thread per core by default; beside other busy processes (a second test run,
+a training job) that oversubscribes the cores and the training tests slowed ~14x. One thread per process,
+set here and inherited by the processes the tests start (the two-process training run), keeps the suite's
+time steady on a busy machine. The settings are the tests' only: production code keeps torch's defaults.
+"""
 
-from ddit.testing import build_tiny_pipeline
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported, and for every child process
+
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from ddit.testing import build_tiny_pipeline  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture

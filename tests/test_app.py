@@ -21,10 +21,7 @@ def pipe():
 @pytest.fixture(scope="module")
 def server(pipe):
     demo = app.build_demo(pipe)
-    demo.queue(default_concurrency_limit=1, max_size=64)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield app.launch(demo, "127.0.0.1", free_port(), block=False, max_queue=64)
     demo.close()
 
 

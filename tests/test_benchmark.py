@@ -11,6 +11,7 @@ from ddit.task_defaults import TaskDefaults
 from ddit.testing import build_tiny_pipeline
 import shapes_world as sw
 from shapes_world import benchmark as bench
+from shapes_world.benchmark.cli import main as benchmark_main
 from shapes_world.judge import read_scene
 
 N = 12  # enough benchmark items for every T2I category and several question types
@@ -174,7 +175,7 @@ def test_t2i_sweep_crosses_the_defaults(tiny):
 def test_main_writes_json(tmp_path, capsys):
     build_tiny_pipeline().save_pretrained(tmp_path / "tiny")
     out = tmp_path / "e.json"
-    bench.main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "1", "--tasks", "caption,vqa,yesno",
+    benchmark_main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "1", "--tasks", "caption,vqa,yesno",
                 "--json", str(out), "--device", "cpu"])
     saved = json.loads(out.read_text())
     assert {"settings", "caption", "vqa", "yesno", "speed"} <= set(saved) and "t2i" not in saved
@@ -184,7 +185,7 @@ def test_main_writes_json(tmp_path, capsys):
 def test_main_sampler_overrides_and_held_out_seed(tmp_path, capsys):
     build_tiny_pipeline().save_pretrained(tmp_path / "tiny")
     out = tmp_path / "e.json"
-    bench.main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "0", "--tasks", "caption,vqa,yesno",
+    benchmark_main(["--model", str(tmp_path / "tiny"), "--n", "2", "--speed-items", "0", "--tasks", "caption,vqa,yesno",
                 "--seed", "4242", "--answer-sampler", "ancestral", "--answer-steps", "3", "--caption-sampler",
                 "ancestral", "--caption-steps", "2", "--json", str(out), "--device", "cpu"])
     saved = json.loads(out.read_text())
@@ -197,4 +198,4 @@ def test_main_sampler_overrides_and_held_out_seed(tmp_path, capsys):
     assert "caption: sampler ancestral, steps 2" in printed
     for flag in ("--answer-steps", "--caption-steps"):
         with pytest.raises(SystemExit):
-            bench.main(["--model", str(tmp_path / "tiny"), flag, "0"])
+            benchmark_main(["--model", str(tmp_path / "tiny"), flag, "0"])

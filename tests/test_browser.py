@@ -40,10 +40,7 @@ def url():
     model = os.environ.get("DDIT_APP_MODEL")
     pipe = DualDiffusionPipeline.from_pretrained(model, device="cpu") if model else build_tiny_pipeline()
     demo = app.build_demo(pipe)
-    demo.queue(default_concurrency_limit=1, max_size=16)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield app.launch(demo, "127.0.0.1", free_port(), block=False, max_queue=16)
     demo.close()
 
 

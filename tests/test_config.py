@@ -1,9 +1,14 @@
 """Training configs: strict YAML, ``base:`` inheritance, sampling settings derived from the data."""
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from train.config import TrainConfig, load_yaml
 from train.vae import VAEConfig
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(path, text: str):
@@ -47,3 +52,48 @@ def test_vae_config_uses_the_same_strict_loader(tmp_path):
     assert VAEConfig.from_yaml(tmp_path / "v.yaml").block_out_channels == (16, 32)
     with pytest.raises(ValueError, match="stepz"):
         VAEConfig.from_yaml(write(tmp_path / "w.yaml", "stepz: 3\n"))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "train" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    if path.name.startswith("vae"):  # the VAE trainer's own schema (train/vae.py)
+        assert VAEConfig.from_yaml(path).steps > 0
+    else:
+        cfg = TrainConfig.from_yaml(path)
+        assert cfg.optim.max_steps > 0 and cfg.sampling_defaults()["resolution"] == cfg.data.resolution
+
+
+def test_unknown_config_key_is_an_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  learning_rate: 1.0\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_yaml(bad)
+
+
+def test_stage_configs_follow_the_paper():
+    s1, s2, s3 = (TrainConfig.from_yaml(ROOT / "train" / "configs" / f) for f in
+                  ("stage1_dual_pretrain.yaml", "stage2_continued.yaml", "stage3_instruct.yaml"))
+    assert (s1.optim.lr, s1.optim.warmup_steps, s1.loss.text_weight, s1.optim.max_steps) == (5e-5, 5000, 0.2, 60000)
+    assert s1.model.init.startswith("sd3:") and s1.model.train_text_encoder == "none"
+    assert s2.model.train_text_encoder == "mask_embedding" and s2.loss.text_weight == 1.0
+    assert (s2.optim.lr, s2.data.text_length, s3.loss.image_weight) == (3e-5, 256, 0.0)
+    assert s3.task_defaults["question_template"] == "Q: {question} A: "
+    for cfg in (s1, s2, s3):
+        assert cfg.optim.batch_size * cfg.optim.grad_accum * 8 == 512 and cfg.optim.weight_decay == 1e-2
+
+
+def test_bundled_model_recipe_names_real_configs_in_order():
+    script = (ROOT / "train" / "bundled_model.sh").read_text()
+    assert subprocess.run(["bash", "-n", str(ROOT / "train" / "bundled_model.sh")]).returncode == 0
+    configs = [line.split()[-1] for line in script.splitlines() if line.startswith("python -m train")]
+    assert configs == ["runs/vae_shapes", "train/configs/shapes_world.yaml", "train/configs/shapes_world_stage2.yaml",
+                       "train/configs/shapes_world_stage3.yaml"]
+    stage1, stage2, stage3 = (TrainConfig.from_yaml(ROOT / c) for c in configs[1:])
+    assert stage1.model.vae == configs[0]
+    assert stage2.model.init == f"pipeline:{stage1.output_dir}/pipeline"  # stage 2 continues stage 1
+    assert stage3.model.init == f"pipeline:{stage2.output_dir}/pipeline"  # stage 3 continues stage 2
+    assert f"cp -r {stage3.output_dir}/pipeline/." in script  # the last stage is the one that ships
+    assert stage2.data.latent_pool_cache == f"{stage1.output_dir}/latent_pool.pt"
+    assert (stage2.seed, stage2.data.latent_pool) == (stage1.seed, stage1.data.latent_pool)  # the cache matches
+    assert stage3.data.latent_pool_cache == stage2.data.latent_pool_cache  # stage 3 takes its first scenes
+    assert stage3.seed == stage1.seed and stage3.data.latent_pool <= stage1.data.latent_pool

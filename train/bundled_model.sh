@@ -5,7 +5,7 @@
 #   3. D-DiT stage 2, question-heavy, decaying LR      ~25 min
 #   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~16 min (its pool: stage 1's first 20000 scenes)
 # (~115 min in all on the 2-core machine of the model card; 2-core machines differ by up to ~1.8x)
-# then copies stage 3's pipeline into assets/ddit-shapes (the model card, README.md, is kept).
+# then copies stage 3's pipeline into assets/ddit-shapes (the model card, README.md, is kept) and benchmarks it.
 # Re-running skips nothing: delete runs/vae_shapes, runs/shapes_world* first for a clean rebuild.
 # After an interruption, re-run the interrupted step with --resume (python -m train CONFIG --resume).
 set -euo pipefail
@@ -21,3 +21,5 @@ cp train/configs/vae_shapes.yaml "$target"/vae_config.yaml
 cp runs/shapes_world/config.yaml "$target"/train_config_stage1.yaml
 cp runs/shapes_world_stage2/config.yaml "$target"/train_config_stage2.yaml
 echo "bundled model written to $target (train_config.yaml is stage 3's; stages 1 and 2: train_config_stage1/2.yaml)"
+# the card's tables come from this file (~3 min; tests/test_bundled_model.py checks the card against it)
+python -m shapes_world.benchmark --model "$target" --speed-items 0 --markdown --json "$target/benchmark.json"

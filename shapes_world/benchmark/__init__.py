@@ -12,7 +12,7 @@
 
 Items are pure functions of the benchmark seed, and each batch has its own seeded generator.
 Modules: ``items`` (what is asked), ``scoring`` (how answers are judged), ``tasks`` (one function per task),
-``sweeps``, ``report`` (printed tables), ``__main__`` (the command).
+``sweeps``, ``report`` (printed tables), ``cli`` (the command).
 """
 
 from .items import (

@@ -7,6 +7,7 @@ import argparse
 from .items import POPE_SETTINGS
 from .tasks import text_settings
 
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
@@ -75,3 +76,32 @@ def settings_line(pipe, args: argparse.Namespace) -> str:
             f"t2i: steps {d.image_steps}, guidance {d.guidance_scale} | "
             f"caption: sampler {caption_sampler}, steps {caption_steps} | "
             f"vqa: sampler {answer_sampler}, steps {answer_steps}")
+
+
+def _md(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header)] + rows
+    return "\n".join("| " + " | ".join(row) + " |" for row in lines)
+
+
+def markdown(results: dict) -> str:
+    """The accuracy tables as Markdown, the form the model card quotes (``--markdown``)."""
+    out = []
+    if "t2i" in results:
+        r = results["t2i"]
+        cells = [_pct(c["accuracy"]) for c in r["categories"].values()]
+        out.append(_md(["T2I (GenEval categories), %"] + list(r["categories"]) + ["**overall**", "mean"],
+                       [["accuracy"] + cells + [f"**{_pct(r['overall'])}**", _pct(r["geneval_mean"])]]))
+    if "caption" in results:
+        r = results["caption"]
+        out.append(_md(["Captioning", "exact scene %", "CIDEr"], [["accuracy", f"**{_pct(r['exact'])}**", f"{r['cider']:.2f}"]]))
+    if "vqa" in results:
+        r = results["vqa"]
+        cells = [_pct(c["accuracy"]) for c in r["per_type"].values()]
+        out.append(_md(["VQA, %"] + list(r["per_type"]) + ["**overall**"],
+                       [["accuracy"] + cells + [f"**{_pct(r['overall'])}**"]]))
+    if "yesno" in results:
+        r = results["yesno"]
+        keys = ("accuracy", "precision", "recall", "f1", "yes_ratio")
+        out.append(_md(["Yes/no (POPE-style), %", "accuracy", "precision", "recall", "F1", "yes ratio"],
+                       [[s] + [_pct(r[s][k]) for k in keys] for s in POPE_SETTINGS]))
+    return "\n\n".join(out)
