@@ -1,7 +1,5 @@
 """The palette judge reads rendered scenes back, rejects noise and scores prompts honestly."""
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,13 +8,6 @@ import shapes_world as sw
 from shapes_world.judge import matches, read_scene
 
 N = 500
-
-
-def _jpeg(image: Image.Image, quality: int = 90) -> Image.Image:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
 
 
 def _accuracy(seed: int, transform) -> float:
@@ -34,7 +25,7 @@ def test_reads_antialiased_scenes():
 
 
 def test_reads_jpeg_scenes():
-    assert _accuracy(12, lambda s, rng: _jpeg(sw.render(s, rng))) >= 0.95
+    assert _accuracy(12, lambda s, rng: sw.jpeg_round_trip(sw.render(s, rng), 90)) >= 0.95
 
 
 def test_reads_larger_images():
