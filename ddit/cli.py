@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Answer a question about an image.")
     ask.add_argument("image", help="path of the image")
     ask.add_argument("question", help='e.g. "what color is the circle?"')
+    ask.add_argument("--short-answer", action="store_true",
+                     help='append "Answer the question using a single word or phrase." (the released checkpoints\' '
+                          "short-answer prompt)")
 
     tiny = sub.add_parser("save-tiny", help="save a tiny random pipeline (for trying the commands)",
                           description="Save a tiny pipeline with random weights; its outputs are noise.")
@@ -86,6 +89,6 @@ def _run(args: argparse.Namespace) -> int:
         print(out.text[0])
     else:
         out = pipe.answer(args.image, args.question, num_inference_steps=args.steps, max_length=args.max_length,
-                          sampler=args.sampler, generator=generator)
+                          sampler=args.sampler, generator=generator, short_answer=args.short_answer)
         print(out.text[0])
     return 0

@@ -4,7 +4,10 @@
 - numpy arrays (h, w), (h, w, 3|4) uint8 or float in [0, 1] become images;
 - transparency (RGBA, LA, palette with transparency) is composited on white, the Shapes-World background;
 - grayscale, 1-bit, CMYK, 16-bit and float modes are converted to RGB;
-- images larger than ``MAX_SIDE`` are first shrunk (then all are resized to the model resolution).
+- images larger than ``MAX_SIDE`` are first shrunk.
+
+``resize_and_center_crop`` then brings an image to the model's square input the way the authors' captioning
+and VQA code does: the short side resized (bicubic), the long side centre-cropped; never squashed.
 """
 
 from __future__ import annotations
@@ -42,6 +45,17 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
         image = image.copy()
         image.thumbnail((MAX_SIDE, MAX_SIDE))
     return to_rgb(image)
+
+
+def resize_and_center_crop(image: Image.Image, side: int) -> Image.Image:
+    """The short side resized to ``side`` (bicubic), then the centre ``side`` x ``side`` square cut out."""
+    w, h = image.size
+    scale = side / min(w, h)
+    size = (side, max(side, int(h * scale))) if w <= h else (max(side, int(w * scale)), side)
+    if size != image.size:
+        image = image.resize(size, Image.BICUBIC)
+    left, top = int(round((size[0] - side) / 2.0)), int(round((size[1] - side) / 2.0))
+    return image.crop((left, top, left + side, top + side))
 
 
 def _from_array(array: np.ndarray) -> Image.Image:

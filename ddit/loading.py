@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from .task_defaults import RELEASED_TASK_DEFAULTS
 from .text_layout import mask_token_id
 from .transformer import DualDiffusionTransformer
 
@@ -22,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 MASK_EMBEDDING_NAMES = ("mask_embedding.safetensors", "mask_token_embedding.safetensors", "mask_embedding.pt",
-                        "mask_token_embedding.pt")
+                        "mask_token_embedding.pt", "mask_token_emb.00-of-01.pth")  # the last: the authors' own file
+RELEASED_TRANSFORMER_CLASS = "SD3JointModelFlexible"
 
 
 def default_device_and_dtype() -> tuple[torch.device, torch.dtype]:
@@ -61,8 +63,9 @@ def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: t
 
     Defaults: CUDA + bf16 when available, else CPU + fp32. ``mask_embedding`` is a file with a trained
     mask-token embedding (one row) that replaces that row of the text encoder's input embeddings; a
-    file named like ``mask_embedding.safetensors`` in the folder is used when not given.
-    ``task_defaults`` overrides the saved sampling defaults.
+    file named like ``mask_embedding.safetensors`` (or the authors' ``mask_token_emb.00-of-01.pth``) in the
+    folder is used when not given. ``task_defaults`` overrides the saved sampling defaults; a released D-DiT
+    folder, which saves none, opens with the authors' settings (``RELEASED_TASK_DEFAULTS``).
     """
     folder = resolve_folder(pretrained_model_name_or_path)
     index = json.loads((folder / "model_index.json").read_text())
@@ -80,8 +83,18 @@ def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: t
         kwargs = {"torch_dtype": dtype} if name in ("vae", "text_encoder") else {}
         parts[name] = component_cls.from_pretrained(folder / name, **kwargs)
     _load_mask_embedding(parts["text_encoder"], parts["tokenizer"], folder, mask_embedding)
-    saved_defaults = {**(index.get("task_defaults") or {}), **(task_defaults or {})}
+    saved_defaults = {**_saved_defaults(index), **(task_defaults or {})}
     return cls(**parts, task_defaults=saved_defaults).to(device)
+
+
+def _saved_defaults(index: dict) -> dict:
+    """The folder's ``task_defaults``; for a released D-DiT folder (none saved), the authors' settings."""
+    if "task_defaults" in index:
+        return dict(index["task_defaults"] or {})
+    if index["transformer"][-1] == RELEASED_TRANSFORMER_CLASS:
+        logger.info("A released D-DiT folder: sampling with the authors' settings (RELEASED_TASK_DEFAULTS)")
+        return RELEASED_TASK_DEFAULTS.to_dict()
+    return {}
 
 
 def _load_mask_embedding(text_encoder, tokenizer, folder: Path, path: str | Path | None) -> None:

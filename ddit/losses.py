@@ -1,4 +1,5 @@
-"""The joint training objective (paper eq. 9): L = w_img L_image(x_t, clean text) + lambda L_text(masked text, clean image).
+"""The joint training objective (paper eq. 9):
+L = w_img L_image(x_t, clean text) + lambda L_text(masked text, clean image).
 
 This is the one place eq. 9 is written; training (``train/loop.py``) and the tests call ``joint_loss``.
 Two forward passes per batch, one backward (by the caller). Glossary: b - batch, l - text tokens.

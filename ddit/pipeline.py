@@ -20,10 +20,10 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from . import loading
 from .flow_matching import classifier_free_guidance, predicted_clean
-from .image_inputs import load_image
+from .image_inputs import load_image, resize_and_center_crop
 from .latents import decode_latents, encode_latents, vae_scale_factor
 from .masked_diffusion import subs_log_probs
-from .task_defaults import TaskDefaults
+from .task_defaults import SHORT_ANSWER_INSTRUCTION, TaskDefaults
 from .text_layout import TextBatch, decode_responses, end_token_id, layout, mask_token_id
 from .text_scheduler import SAMPLERS, MaskedDiffusionScheduler
 
@@ -121,9 +121,10 @@ class DualDiffusionPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def encode_image(self, images: list) -> torch.Tensor:
-        """Images (any of ``load_image``'s inputs) -> normalised VAE latents (b, c, h, w)."""
-        pil = [load_image(image) for image in images]
+        """Images (any of ``load_image``'s inputs) -> normalised VAE latents (b, c, h, w), each image brought to
+        the model's side by a short-side resize and a centre crop (the authors' text-task preprocessing)."""
         side = self.resolution
+        pil = [resize_and_center_crop(load_image(image), side) for image in images]
         pixels = self.image_processor.preprocess(pil, height=side, width=side)
         pixels = pixels.to(self._execution_device, self.vae.dtype)
         return encode_latents(self.vae, pixels).to(self.transformer.dtype)
@@ -230,13 +231,15 @@ class DualDiffusionPipeline(DiffusionPipeline):
     def iter_text(
         self, image, prompt: str | list[str], num_inference_steps: int, max_length: int, sampler: str,
         generator: torch.Generator | None = None, confidence_threshold: float | None = None,
-        reuse_predictions: bool = True,
+        reuse_predictions: bool = True, total_length: int | None = None,
     ) -> Iterator[TextStep]:
         """Validate now; return an iterator of :class:`TextStep` that in-fills a response slot after each prompt.
 
         ``image`` is one image, a list (one per prompt, or one for all), or None (the null image).
         ``reuse_predictions`` skips the forward pass after a step that revealed nothing ("ddpm_cache": the
         tokens, hence p(x0 | x_t), are unchanged); False runs the model at every step, with the same result.
+        ``total_length`` fixes each row's length, prompt included (the slot is what the prompt leaves, at least
+        ``max_length``); None: the longest prompt plus ``max_length``.
         """
         prompts = _as_list(prompt, "prompt")
         if not all(isinstance(p, str) for p in prompts):
@@ -251,7 +254,9 @@ class DualDiffusionPipeline(DiffusionPipeline):
             images = [load_image(i) for i in _as_list(image, "image")]
             if len(images) not in (1, len(prompts)):
                 raise ValueError(f"Got {len(images)} images for {len(prompts)} prompts.")
-        batch = layout(self.tokenizer, prompts, max_length, max_prompt_length=self.defaults.max_prompt_length)
+        longest = self.defaults.max_prompt_length if total_length is None else \
+            min(self.defaults.max_prompt_length, total_length - max_length)
+        batch = layout(self.tokenizer, prompts, max_length, max_prompt_length=longest, total_length=total_length)
         return self._text_loop(batch, images, num_inference_steps, sampler, generator, confidence_threshold,
                                reuse_predictions)
 
@@ -298,16 +303,23 @@ class DualDiffusionPipeline(DiffusionPipeline):
 
     def iter_answer(self, image, question: str | list[str], num_inference_steps: int | None = None,
                     max_length: int | None = None, sampler: str | None = None,
-                    generator: torch.Generator | None = None) -> Iterator[TextStep]:
-        """Step iterator for VQA: the question, in the model's template, stays fixed; the answer is in-filled."""
+                    generator: torch.Generator | None = None, short_answer: bool = False) -> Iterator[TextStep]:
+        """Step iterator for VQA: the question, in the model's template, stays fixed; the answer is in-filled.
+
+        ``short_answer`` appends ``SHORT_ANSWER_INSTRUCTION`` to each question (the released checkpoints'
+        short-answer prompt). With ``answer_total_length`` in the defaults and no ``max_length``, each sequence
+        is that long in total, question included (the released SFT layout).
+        """
         d = self.defaults
         questions = _as_list(question, "question")
         if not all(isinstance(q, str) and q.strip() for q in questions):
             raise ValueError("`question` is empty; ask something about the image.")
-        prompts = [d.question_template.format(question=q.strip()) for q in questions]
+        questions = [_with_instruction(q.strip()) if short_answer else q.strip() for q in questions]
+        prompts = [d.question_template.format(question=q) for q in questions]
+        total = d.answer_total_length if max_length is None else None
         return self.iter_text(image, prompts, _pick(num_inference_steps, d.answer_steps),
-                              _pick(max_length, d.answer_length), _pick(sampler, d.answer_sampler), generator,
-                              d.confidence_threshold)
+                              1 if total else _pick(max_length, d.answer_length), _pick(sampler, d.answer_sampler),
+                              generator, d.confidence_threshold, total_length=total)
 
     def _run_text(self, iterator: Iterator[TextStep], total: int) -> DualDiffusionTextOutput:
         state = None
@@ -327,10 +339,17 @@ class DualDiffusionPipeline(DiffusionPipeline):
 
     def answer(self, image, question: str | list[str], num_inference_steps: int | None = None,
                max_length: int | None = None, sampler: str | None = None,
-               generator: torch.Generator | None = None) -> DualDiffusionTextOutput:
-        """Answer question(s) about image(s). Unset options take the model's ``task_defaults``."""
-        iterator = self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator)
+               generator: torch.Generator | None = None, short_answer: bool = False) -> DualDiffusionTextOutput:
+        """Answer question(s) about image(s). Unset options take the model's ``task_defaults``;
+        ``short_answer`` asks for a single word or phrase (see ``iter_answer``)."""
+        iterator = self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator,
+                                    short_answer)
         return self._run_text(iterator, _pick(num_inference_steps, self.defaults.answer_steps))
+
+
+def _with_instruction(question: str) -> str:
+    """The question followed by the short-answer instruction, once."""
+    return question if SHORT_ANSWER_INSTRUCTION in question else f"{question} {SHORT_ANSWER_INSTRUCTION}"
 
 
 def _pick(value, default):

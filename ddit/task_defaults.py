@@ -13,6 +13,8 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 SAMPLERS = ("ancestral", "confidence")  # the text samplers (``text_scheduler.py``); here so that nothing needs torch
+# appended to a question by ``answer(..., short_answer=True)``; the released SFT data and VQA evaluation use it
+SHORT_ANSWER_INSTRUCTION = "Answer the question using a single word or phrase."
 
 
 @dataclass
@@ -32,8 +34,11 @@ class TaskDefaults:
     # visual question answering
     question_template: str = "Q: {question} A: "  # the SFT checkpoint's format
     answer_steps: int = 32
-    answer_length: int = 128
+    answer_length: int = 128  # the answer slot after the question
     answer_sampler: str = "ancestral"
+    # set: every answer sequence is this many tokens in total, question included (the released SFT layout);
+    # None: the question, then ``answer_length`` tokens
+    answer_total_length: int | None = None
     # shared by both text tasks
     max_prompt_length: int = 256  # longer questions are truncated with a warning
     confidence_threshold: float | None = None  # confidence sampler: also reveal every token above it
@@ -51,3 +56,13 @@ class TaskDefaults:
     def to_dict(self) -> dict:
         """Plain dict for ``model_index.json``."""
         return dataclasses.asdict(self)
+
+
+# The released D-DiT checkpoints (JleeOfficial/dual_diff_sd3_512_base and _sft) ship no task defaults; these are
+# the settings of the authors' own sampling code, applied when such a folder is opened (design.md section 2).
+RELEASED_TASK_DEFAULTS = TaskDefaults(
+    image_steps=28, guidance_scale=7.0, resolution=512, max_sequence_length=256,
+    caption_prompt="", caption_steps=128, caption_length=256, caption_sampler="ancestral",
+    question_template="Q: {question} A: ", answer_steps=32, answer_length=128, answer_sampler="ancestral",
+    answer_total_length=128, max_prompt_length=256,
+)

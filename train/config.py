@@ -36,7 +36,7 @@ class ModelConfig:
 class DataConfig:
     kind: str = "shapes_world"  # "shapes_world" (generated on the fly) or "files" (train/readers.py formats)
     path: str | None = None  # files: a .json / .jsonl / tar shards spec for readers.open_dataset
-    resolution: int = 64  # images are resized (squashed) to this square side; also the pipeline's default size
+    resolution: int = 64  # square side: short side resized, centre crop (as sampling does); the pipeline's size
     text_length: int = 28  # prompt + response slot, per row; longest Shapes-World caption is 27 tokens + EOS
     prompt_length: int = 28  # T2I prompt tokens given to the text encoder (training and sampling)
     caption_dropout: float = 0.1  # empty T2I prompt this often, so classifier-free guidance works

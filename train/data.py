@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 import shapes_world as sw
+from ddit.image_inputs import resize_and_center_crop
 from ddit.task_defaults import TaskDefaults
 from ddit.text_layout import layout
 from shapes_world.examples import PROMPTS as SHAPES_WORLD_PROMPTS
@@ -28,6 +29,11 @@ from .config import DataConfig
 from .readers import open_dataset
 
 _PIXELS = VaeImageProcessor()  # the pipeline's pixel convention: [-1, 1], (b, 3, h, w)
+
+
+def to_pixels(images: list[Image.Image], side: int) -> torch.Tensor:
+    """Images as the pipeline sees them (short side resized, centre crop) -> (b, 3, side, side) in [-1, 1]."""
+    return _PIXELS.preprocess([resize_and_center_crop(i, side) for i in images], height=side, width=side)
 
 
 @dataclass
@@ -160,7 +166,7 @@ def latent_pool(cfg: DataConfig, seed: int, encode, batch_size: int = 64) -> tup
     for start in tqdm(range(0, len(scenes), batch_size), desc="encoding the latent pool"):
         images = [sw.render(s, rng, antialias=bool(rng.random() < cfg.antialias_fraction))
                   for s in scenes[start:start + batch_size]]
-        pixels = _PIXELS.preprocess(images, height=cfg.resolution, width=cfg.resolution)
+        pixels = to_pixels(images, cfg.resolution)
         chunks.append(encode(pixels).float())
     return scenes, torch.cat(chunks)
 
@@ -195,7 +201,7 @@ def collate(examples: list[Example], tokenizer, cfg: DataConfig) -> Batch:
     if examples[0].latents is not None:
         latents = torch.stack([e.latents for e in examples])
     else:
-        pixels = _PIXELS.preprocess([e.image for e in examples], height=cfg.resolution, width=cfg.resolution)
+        pixels = to_pixels([e.image for e in examples], cfg.resolution)
     prompt_ids = tokenizer([e.t2i_prompt for e in examples], padding="max_length", max_length=cfg.prompt_length,
                            truncation=True, return_tensors="pt")["input_ids"]
     text = layout(tokenizer, [e.text_prompt for e in examples], slot_length=1,

@@ -24,10 +24,11 @@ from typing import Any, Callable, Iterator, Sequence
 from PIL import Image, ImageOps
 
 from ddit.image_inputs import WHITE, to_rgb  # noqa: F401  (re-exported: readers hand out RGB images)
+from ddit.task_defaults import SHORT_ANSWER_INSTRUCTION
 
 logger = logging.getLogger(__name__)
 
-SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
+SHORT_ANSWER_SUFFIX = SHORT_ANSWER_INSTRUCTION  # what the released SFT data appends to short-answer questions
 IMAGE_PLACEHOLDER = "<image>"
 _EXIF_ORIENTATION = 0x0112
 _KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # webdataset: key = path up to the first dot

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from shapes_world import BENCHMARK_SEED, IMAGE_SIZE, TRAIN_SEED, Scene, iter_scenes, read_scene, render
 
 from .config import load_yaml
+from .data import to_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +104,6 @@ def build_vae(config: VAEConfig) -> AutoencoderKL:
 _PROCESSOR = VaeImageProcessor()  # the pipeline's own pixel convention: [-1, 1], (b, 3, h, w)
 
 
-def to_pixels(images: list[Image.Image]) -> torch.Tensor:
-    """RGB images -> (b, 3, h, w) float in [-1, 1]."""
-    return _PROCESSOR.preprocess(images)
-
-
 def to_images(pixels: torch.Tensor) -> list[Image.Image]:
     """(b, 3, h, w) in [-1, 1] -> RGB images."""
     return _PROCESSOR.postprocess(pixels.cpu(), output_type="pil")
@@ -165,7 +161,7 @@ def fit(vae: AutoencoderKL, config: VAEConfig, device: torch.device) -> list[dic
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         batch = [next(scenes) for _ in range(config.batch_size)]
-        pixels = to_pixels(render_batch(batch, rng, config)).to(device)
+        pixels = to_pixels(render_batch(batch, rng, config), IMAGE_SIZE).to(device)
         out = vae_loss(vae, pixels, config.kl_weight, generator)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -195,7 +191,7 @@ def latent_stats(vae: AutoencoderKL, config: VAEConfig, device: torch.device) ->
     scenes = list(iter_scenes(config.stats_seed, config.stats_images))
     zs = []
     for i in range(0, len(scenes), config.eval_batch_size):
-        pixels = to_pixels(render_batch(scenes[i:i + config.eval_batch_size], rng, config)).to(device)
+        pixels = to_pixels(render_batch(scenes[i:i + config.eval_batch_size], rng, config), IMAGE_SIZE).to(device)
         zs.append(vae.encode(pixels).latent_dist.mode().float().cpu())  # (b, c, h/f, w/f)
     z = torch.cat(zs)
     per_channel = z.transpose(0, 1).flatten(1)  # (c, b*h*w)
@@ -213,7 +209,7 @@ def evaluate(vae: AutoencoderKL, config: VAEConfig, device: torch.device) -> dic
     for i in range(0, len(scenes), config.eval_batch_size):
         chunk = scenes[i:i + config.eval_batch_size]
         images = [render(s, rng) for s in chunk]
-        pixels = to_pixels(images).to(device)
+        pixels = to_pixels(images, IMAGE_SIZE).to(device)
         recon = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(-1, 1)
         squared_error += torch.nn.functional.mse_loss(recon, pixels, reduction="sum").item()
         for scene, image, rebuilt in zip(chunk, images, to_images(recon)):

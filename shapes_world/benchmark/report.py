@@ -93,7 +93,8 @@ def markdown(results: dict) -> str:
                        [["accuracy"] + cells + [f"**{_pct(r['overall'])}**", _pct(r["geneval_mean"])]]))
     if "caption" in results:
         r = results["caption"]
-        out.append(_md(["Captioning", "exact scene %", "CIDEr"], [["accuracy", f"**{_pct(r['exact'])}**", f"{r['cider']:.2f}"]]))
+        out.append(_md(["Captioning", "exact scene %", "CIDEr"],
+                       [["accuracy", f"**{_pct(r['exact'])}**", f"{r['cider']:.2f}"]]))
     if "vqa" in results:
         r = results["vqa"]
         cells = [_pct(c["accuracy"]) for c in r["per_type"].values()]
