@@ -9,6 +9,7 @@ Every view is fed by the pipeline's own step iterators (``iter_generate``, ``ite
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import tempfile
 from functools import partial
@@ -21,14 +22,15 @@ from PIL import Image
 import shapes_world as sw
 from ddit import DualDiffusionPipeline, TextStep
 from ddit.cli import DEFAULT_MODEL
-from ddit.image_inputs import load_image
+from ddit.checks import GUIDANCE_RANGE, MAX_STEPS, seeded_generator
+from ddit.image_inputs import input_notes, load_image
 from ddit.task_defaults import SAMPLERS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
-MAX_IMAGE_STEPS, MAX_TEXT_STEPS, MAX_GUIDANCE = 100, 128, 20.0  # bounds a CPU answers in reasonable time
 MASK_GLYPH, END_GLYPH = "▒", "·"
 COLORS = {"masked": "#d0d0d0", "new": "#ffb347", "question": "#9ec5fe"}
+log = logging.getLogger("ddit.app")
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -58,23 +60,74 @@ def token_view(pipe: DualDiffusionPipeline, state: TextStep, row: int = 0) -> li
     return [(text.strip() + " ", label) for text, label in view]  # spaced: unlabelled spans would run together
 
 
-def read_image(image) -> Image.Image:
-    """The uploaded image as RGB, or a clear error for the user."""
+def user_error(message: str) -> gr.Error:
+    """An error for the person at the browser: shown as is, logged as one line (never a traceback)."""
+    log.warning("user error: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
+def image_input(**kwargs) -> gr.Image:
+    """An image upload that reads files the way the CLI does (``ddit.image_inputs.load_image``): anything that is
+    not a readable image, or too small to show anything, gets the same message as there instead of gradio's bare
+    "Error". Hands the handlers an RGB PIL image whose ``info["original_size"]`` is the upload's size.
+    (An instance's ``preprocess`` is replaced: a subclass of a gradio component writes a .pyi beside this file.)"""
+    component = gr.Image(type="pil", image_mode=None, height=VIEW_SIDE, **kwargs)
+    inline = component.preprocess
+
+    def preprocess(payload):
+        if payload is None:
+            return None
+        if payload.path is None:  # an inline (base64) image: gradio decodes it
+            image = inline(payload)
+            size = image.size
+        else:
+            name = payload.orig_name or Path(payload.path).name
+            try:
+                image = load_image(payload.path)
+            except ValueError as err:
+                raise user_error(str(err).replace(str(payload.path), name)) from None
+            with Image.open(payload.path) as original:
+                size = original.size
+        image.info["original_size"] = size
+        return image
+
+    component.preprocess = preprocess
+    return component
+
+
+def read_image(pipe: DualDiffusionPipeline, image) -> Image.Image:
+    """The uploaded image; what the model will do to it is said in a notice."""
     if image is None:
-        raise gr.Error("Please upload an image or pick an example first.")
+        raise user_error("Please upload an image or pick an example first.")
+    image = load_image(image)
+    for note in input_notes(image.info.get("original_size", image.size), image, pipe.resolution):
+        gr.Info(f"Note: {note}.")
+    return image
+
+
+def number(value, name: str):
+    """A number box's value for the pipeline: whole numbers as ints, anything else unchanged (the pipeline's checks
+    say what is wrong with it); an empty box is asked for."""
+    if value is None or value == "":
+        raise user_error(f"Please enter a value for {name}.")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def start(make_iterator):
+    """The pipeline's step iterator, its input errors turned into messages for the user."""
     try:
-        return load_image(image)
+        return make_iterator()
     except ValueError as err:
-        raise gr.Error(str(err)) from err
+        raise user_error(str(err)) from None
 
 
-def check_range(name: str, value, low: float, high: float) -> None:
-    """Values sent through the API are not bound by the sliders."""
-    if value is None or not low <= float(value) <= high:
-        raise gr.Error(f"{name} must be between {low} and {high}, got {value}.")
+def stopped(status: str) -> str:
+    """The status line after Stop: where the run was."""
+    return f"stopped at {status}" if status and status.startswith("step ") else status
 
 
 def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
+    """A notice naming the words the model's vocabulary does not have (they are read as unknown)."""
     unk = pipe.tokenizer.unk_token_id
     if unk is None:
         return
@@ -87,23 +140,17 @@ def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
 def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     """Stream the predicted clean image of every Euler step; end with the image, a strip and a GIF."""
     if not prompt or not prompt.strip():
-        raise gr.Error("Please write a prompt, e.g. “a large red circle at the top left”.")
-    check_range("Steps", steps, 1, MAX_IMAGE_STEPS)
-    check_range("Guidance", guidance, 0.0, MAX_GUIDANCE)
-    seed = random.randrange(2**31) if random_seed or seed is None else int(seed)
+        raise user_error("Please write a prompt, e.g. “a large red circle at the top left”.")
+    seed = random.randrange(2**31) if random_seed else number(seed, "Seed")
+    steps_iter = start(lambda: pipe.iter_generate(
+        prompt.strip(), negative_prompt=negative or None, num_inference_steps=number(steps, "Steps"),
+        guidance_scale=number(guidance, "Guidance"), generator=seeded_generator(seed)))
     warn_unknown_words(pipe, prompt)
-    try:
-        steps_iter = pipe.iter_generate(prompt.strip(), negative_prompt=negative or None,
-                                        num_inference_steps=int(steps), guidance_scale=float(guidance),
-                                        generator=pipe_generator(seed))
-    except ValueError as err:
-        raise gr.Error(str(err)) from err
     frames = []
     for state in steps_iter:
         preview = pipe.decode_latents(state.pred_clean)[0]
         frames.append(preview)
-        status = f"step {state.step + 1}/{state.num_steps} · seed {seed}"
-        yield upscale(preview), None, None, status
+        yield upscale(preview), None, None, f"step {state.step + 1}/{state.num_steps} · seed {seed}"
     final = pipe.decode_latents(state.latents)[0]
     frames.append(final)
     gif = Path(tempfile.mkdtemp(prefix="ddit-")) / f"ddit-{seed}.gif"
@@ -113,32 +160,23 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     yield upscale(final), strip, str(gif), f"done: {len(frames) - 1} steps · seed {seed}"
 
 
-def pipe_generator(seed: int):
-    """The sampling generator for a user's seed."""
-    import torch
-
-    return torch.Generator().manual_seed(seed)
-
-
 def caption(pipe, image, steps, length, sampler, seed):
     """Stream the caption's tokens unmasking; keep every step for the replay slider."""
-    image = read_image(image)
-    check_range("Steps", steps, 1, MAX_TEXT_STEPS)
-    check_range("Length", length, 1, 256)
-    try:
-        steps_iter = pipe.iter_caption(image, num_inference_steps=int(steps), max_length=int(length),
-                                       sampler=sampler, generator=pipe_generator(int(seed or 0)))
-    except ValueError as err:
-        raise gr.Error(str(err)) from err
+    image = read_image(pipe, image)
+    steps_iter = start(lambda: pipe.iter_caption(
+        image, num_inference_steps=number(steps, "Steps"), max_length=number(length, "Length"), sampler=sampler,
+        generator=seeded_generator(number(seed, "Seed"))))
     history = []
     for state in steps_iter:
         history.append(token_view(pipe, state))
-        yield history[-1], pipe.decode_text(state)[0], gr.Slider(visible=False), history
-    yield history[-1], pipe.decode_text(state)[0], gr.Slider(1, len(history), value=len(history), step=1,
-                                                             visible=True), history
+        status = f"step {state.step + 1}/{state.num_steps}"
+        yield history[-1], pipe.decode_text(state)[0], gr.Slider(visible=False), history, status
+    yield (history[-1], pipe.decode_text(state)[0], gr.Slider(1, len(history), value=len(history), step=1,
+                                                              visible=True), history, f"done: {len(history)} steps")
 
 
 def replay(step, history):
+    """The tokens as they were after replay step ``step``."""
     if not history:
         return gr.HighlightedText()
     return history[max(0, min(len(history), int(step))) - 1]
@@ -146,25 +184,22 @@ def replay(step, history):
 
 def chat(pipe, image, message, history, steps, sampler, seed):
     """Answer a question about the image, streaming the unmasking into the chat."""
-    image = read_image(image)
+    image = read_image(pipe, image)
     if not message or not message.strip():
-        raise gr.Error("Please type a question about the image.")
-    check_range("Steps", steps, 1, MAX_TEXT_STEPS)
+        raise user_error("Please type a question about the image.")
+    steps_iter = start(lambda: pipe.iter_answer(
+        image, message.strip(), num_inference_steps=number(steps, "Steps"), sampler=sampler,
+        generator=seeded_generator(number(seed, "Seed"))))
     warn_unknown_words(pipe, message)
-    try:
-        steps_iter = pipe.iter_answer(image, message.strip(), num_inference_steps=int(steps), sampler=sampler,
-                                      generator=pipe_generator(int(seed or 0)))
-    except ValueError as err:
-        raise gr.Error(str(err)) from err
     history = list(history or []) + [{"role": "user", "content": message.strip()},
                                      {"role": "assistant", "content": ""}]
     for state in steps_iter:
         view = token_view(pipe, state)
         partial_answer = " ".join(t.strip() for t, label in view if label != "question" and t.strip() != END_GLYPH)
         history[-1] = {"role": "assistant", "content": partial_answer}
-        yield history, view, ""
+        yield history, view, "", f"step {state.step + 1}/{state.num_steps}"
     history[-1] = {"role": "assistant", "content": pipe.decode_text(state)[0] or "(no answer)"}
-    yield history, view, ""
+    yield history, view, "", f"done: {state.num_steps} steps"
 
 
 def fresh_scene():
@@ -202,10 +237,12 @@ def generate_tab(pipe: DualDiffusionPipeline, example_prompts: list[str]) -> Non
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", placeholder="a large red circle at the top left")
             negative = gr.Textbox(label="Negative prompt", placeholder="(optional)")
-            steps = gr.Slider(1, MAX_IMAGE_STEPS, value=d.image_steps, step=1, label="Steps")
-            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=d.guidance_scale, step=0.5, label="Guidance")
             with gr.Row():
-                seed = gr.Number(0, precision=0, label="Seed")
+                steps = gr.Number(d.image_steps, label="Steps", info=f"1 to {MAX_STEPS}")
+                low, high = GUIDANCE_RANGE
+                guidance = gr.Number(d.guidance_scale, label="Guidance", info=f"{low:g} to {high:g}; 1 = none")
+            with gr.Row():
+                seed = gr.Number(0, label="Seed")
                 random_seed = gr.Checkbox(False, label="Random seed")
             with gr.Row():
                 go = gr.Button("Generate", variant="primary")
@@ -220,7 +257,7 @@ def generate_tab(pipe: DualDiffusionPipeline, example_prompts: list[str]) -> Non
             gif = gr.File(label="The whole process (GIF)")
     event = go.click(partial(generate, pipe), [prompt, negative, steps, guidance, seed, random_seed],
                      [image_out, strip, gif, status], api_name="generate", **HEAVY)
-    stop.click(None, None, None, cancels=[event], queue=False)
+    stop.click(stopped, status, status, cancels=[event], queue=False)
 
 
 def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
@@ -228,11 +265,11 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     d = pipe.defaults
     with gr.Row():
         with gr.Column():
-            image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
+            image = image_input(label="Image")
             drawn = gr.Markdown()
             draw = gr.Button("Draw a new scene")
             steps, sampler, seed = text_controls(image, example_images, d.caption_steps, d.caption_sampler)
-            length = gr.Slider(1, 256, value=d.caption_length, step=1, label="Length (tokens)")
+            length = gr.Number(d.caption_length, label="Length (tokens)")
             with gr.Row():
                 go = gr.Button("Caption", variant="primary")
                 stop = gr.Button("Stop")
@@ -240,21 +277,22 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
             tokens = gr.HighlightedText(label="Tokens (▒ masked, orange: revealed this step)",
                                         color_map=COLORS, show_legend=True, combine_adjacent=False)
             text = gr.Textbox(label="Caption")
+            status = gr.Markdown()
             replay_slider = gr.Slider(1, 2, value=1, step=1, label="Replay step", visible=False)
     history = gr.State([])
     draw.click(fresh_scene, None, [image, drawn], queue=False)
     event = go.click(partial(caption, pipe), [image, steps, length, sampler, seed],
-                     [tokens, text, replay_slider, history], api_name="caption", **HEAVY)
+                     [tokens, text, replay_slider, history, status], api_name="caption", **HEAVY)
     replay_slider.change(replay, [replay_slider, history], [tokens], queue=False)
-    stop.click(None, None, None, cancels=[event], queue=False)
+    stop.click(stopped, status, status, cancels=[event], queue=False)
 
 
 def text_controls(image: gr.Image, example_images: list[str], steps: int, sampler: str) -> tuple:
     """Example images for ``image``, then the (steps, sampler, seed) controls of a text task."""
     if example_images:
         gr.Examples(example_images, inputs=[image], label="Example images")
-    return (gr.Slider(1, MAX_TEXT_STEPS, value=steps, step=1, label="Steps"),
-            gr.Radio(list(SAMPLERS), value=sampler, label="Sampler"), gr.Number(0, precision=0, label="Seed"))
+    return (gr.Number(steps, label="Steps", info=f"1 to {MAX_STEPS}"),
+            gr.Radio(list(SAMPLERS), value=sampler, label="Sampler"), gr.Number(0, label="Seed"))
 
 
 def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
@@ -262,7 +300,7 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     d = pipe.defaults
     with gr.Row():
         with gr.Column():
-            image = gr.Image(label="Image", type="pil", image_mode=None, height=VIEW_SIDE)
+            image = image_input(label="Image")
             steps, sampler, seed = text_controls(image, example_images, d.answer_steps, d.answer_sampler)
         with gr.Column():
             chatbot = gr.Chatbot(label="Chat about the image", height=300)
@@ -271,13 +309,14 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
                 ask = gr.Button("Ask", variant="primary")
                 stop = gr.Button("Stop")
                 clear = gr.Button("Clear")
+            status = gr.Markdown()
             tokens = gr.HighlightedText(label="This answer's tokens (blue: your question, fixed)",
                                         color_map=COLORS, show_legend=True, combine_adjacent=False)
-    inputs, outputs = [image, question, chatbot, steps, sampler, seed], [chatbot, tokens, question]
+    inputs, outputs = [image, question, chatbot, steps, sampler, seed], [chatbot, tokens, question, status]
     ask_event = ask.click(partial(chat, pipe), inputs, outputs, api_name="ask", **HEAVY)
     submit_event = question.submit(partial(chat, pipe), inputs, outputs, api_name=False, **HEAVY)
-    stop.click(None, None, None, cancels=[ask_event, submit_event], queue=False)
-    clear.click(lambda: ([], None, ""), None, [chatbot, tokens, question], queue=False)
+    stop.click(stopped, status, status, cancels=[ask_event, submit_event], queue=False)
+    clear.click(lambda: ([], None, "", ""), None, [chatbot, tokens, question, status], queue=False)
 
 
 def _example_prompts() -> list[str]:
@@ -302,11 +341,26 @@ def main(argv: list[str] | None = None) -> None:
     launch(build_demo(pipe), args.host, args.port, share=args.share)
 
 
+def _advise_on_full_queue(demo: gr.Blocks) -> None:
+    """When the queue is full, tell the user to retry (gradio says only "Queue is full. Max size is ...")."""
+    queue, push = demo._queue, demo._queue.push
+
+    async def push_or_advise(*args, **kwargs):
+        accepted, detail, state = await push(*args, **kwargs)
+        if state == "queue_full":
+            detail = (f"The app is busy: {len(queue)} requests are already waiting, the most it holds. "
+                      "Please try again in a minute.")
+        return accepted, detail, state
+
+    queue.push = push_or_advise
+
+
 def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, block: bool = True,
            max_queue: int = 32) -> str:
     """Queue (one request on the model at a time, ``max_queue`` waiting) and serve ``demo``; returns its URL.
     With ``block=False`` the server runs in a background thread (tests); stop it with ``demo.close()``."""
     demo.queue(default_concurrency_limit=1, max_size=max_queue)
+    _advise_on_full_queue(demo)
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block)
     return f"http://{host}:{port}/"
 

@@ -55,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output_path(path: str) -> None:
+    """Refuse, before any work, an image path whose folder is missing or whose extension PIL cannot write."""
+    from PIL import Image
+
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise ValueError(f"cannot save {path}: the folder {out.parent} does not exist")
+    if out.suffix.lower() not in Image.registered_extensions():
+        raise ValueError(f"cannot save {path}: unknown image type {out.suffix or '(no extension)'!r}; use .png or .jpg")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code. Errors are printed as one line, not a traceback."""
     args = build_parser().parse_args(argv)
@@ -66,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
+    from PIL import Image
 
+    from .checks import seeded_generator
+    from .image_inputs import input_notes, load_image
     from .pipeline import DualDiffusionPipeline
 
     if args.command == "save-tiny":
@@ -76,19 +89,27 @@ def _run(args: argparse.Namespace) -> int:
         build_tiny_pipeline().save_pretrained(args.folder)
         print(f"saved a tiny random pipeline to {args.folder}")
         return 0
+    generator = seeded_generator(args.seed)  # a bad seed, output path or image fails before the model loads
+    if args.command == "generate":
+        check_output_path(args.output)
+    else:
+        image = load_image(args.image)
     pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
-    generator = torch.Generator().manual_seed(args.seed)
+    if args.command != "generate":
+        with Image.open(args.image) as original:
+            for note in input_notes(original.size, image, pipe.resolution):
+                print(f"note: {note}", file=sys.stderr)
     if args.command == "generate":
         out = pipe(args.prompt, negative_prompt=args.negative_prompt, num_inference_steps=args.steps,
                    guidance_scale=args.guidance, generator=generator)
         out.images[0].save(args.output)
         print(f"saved {args.output}")
     elif args.command == "caption":
-        out = pipe.caption(args.image, prompt=args.prompt, num_inference_steps=args.steps,
+        out = pipe.caption(image, prompt=args.prompt, num_inference_steps=args.steps,
                            max_length=args.max_length, sampler=args.sampler, generator=generator)
         print(out.text[0])
     else:
-        out = pipe.answer(args.image, args.question, num_inference_steps=args.steps, max_length=args.max_length,
+        out = pipe.answer(image, args.question, num_inference_steps=args.steps, max_length=args.max_length,
                           sampler=args.sampler, generator=generator, short_answer=args.short_answer)
         print(out.text[0])
     return 0

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 logger = logging.getLogger(__name__)
 
 MAX_SIDE = 4096  # larger inputs are shrunk before anything else (memory)
+MIN_SIDE = 8  # smaller inputs hold too few pixels to show anything: refused, not guessed at
 
 
 def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
@@ -40,11 +41,29 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
         raise ValueError(f"Expected a PIL image, a path or a numpy array, got {type(image).__name__}.")
     if image.width < 1 or image.height < 1:
         raise ValueError("The image is empty (0 pixels).")
+    if min(image.size) < MIN_SIDE:
+        raise ValueError(f"The image is only {image.width}x{image.height} pixels; at least {MIN_SIDE}x{MIN_SIDE} are "
+                         "needed to show anything.")
     if max(image.size) > MAX_SIDE:
         logger.warning("Image of %dx%d shrunk to at most %d px per side.", *image.size, MAX_SIDE)
         image = image.copy()
         image.thumbnail((MAX_SIDE, MAX_SIDE))
     return to_rgb(image)
+
+
+def input_notes(size: tuple[int, int], image: Image.Image, side: int) -> list[str]:
+    """What happens to an image of ``size`` (as uploaded) before the model sees it at ``side`` px, for people."""
+    w, h = size
+    notes = []
+    if max(w, h) > MAX_SIDE:
+        notes.append(f"shrunk from {w}x{h} to {image.width}x{image.height} first")
+    if (w, h) != (side, side):
+        crop = ", the centre square of it" if w != h else ""
+        notes.append(f"read at {side}x{side} (your image is {w}x{h}){crop}")
+    extrema = image.getextrema()  # per band (min, max)
+    if all(low == high for low, high in extrema):
+        notes.append("the image is a single colour: there is nothing in it to describe")
+    return notes
 
 
 def resize_and_center_crop(image: Image.Image, side: int) -> Image.Image:

@@ -45,7 +45,15 @@ def resolve_folder(path: str | Path) -> Path:
         raise FileNotFoundError(f"Model folder not found: {path}")
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(str(path)))
+    try:
+        return Path(snapshot_download(str(path)))
+    except Exception as err:  # offline, no such repository, no access: say so in one line
+        detail = " ".join(str(err).split())[:200]
+        raise ModelFolderError(f"{path}: no such local folder, and the Hub could not provide it ({detail})") from None
+
+
+class ModelFolderError(ValueError):
+    """A model folder that cannot be opened; the message is one line naming the file and what is wrong."""
 
 
 def _component_class(library: str, class_name: str):
@@ -53,7 +61,42 @@ def _component_class(library: str, class_name: str):
     try:
         return getattr(importlib.import_module(library), class_name)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"Cannot import {library}.{class_name} named in model_index.json: {err}") from err
+        raise ModelFolderError(f"Cannot import {library}.{class_name} named in model_index.json: {err}") from err
+
+
+def read_index(folder: Path) -> dict:
+    """``model_index.json`` as a dict naming every component, or a one-line error naming the file."""
+    path = folder / "model_index.json"
+    try:
+        index = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFolderError(f"{path} is not valid JSON ({err}); restore it from the model's source") from None
+    if not isinstance(index, dict):
+        raise ModelFolderError(f"{path} must hold a JSON object, not {type(index).__name__}")
+    missing = [name for name in COMPONENTS if not isinstance(index.get(name), list)]
+    if missing:
+        raise ModelFolderError(f"{path} lacks components: {', '.join(missing)}")
+    return index
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def _load_component(folder: Path, name: str, load):
+    """``load()``, with any failure turned into one line naming the component's folder (and its weights)."""
+    path = folder / name
+    if not path.is_dir():
+        raise ModelFolderError(f"{path}: the {name} folder is missing")
+    weights = sorted(f.name for f in path.iterdir() if f.suffix in PICKLE_SUFFIXES + (".safetensors",))
+    if weights and not any(w.endswith(".safetensors") for w in weights):
+        raise ModelFolderError(f"{path}: only pickle weights ({', '.join(weights)}); ddit loads safetensors only "
+                               "(pickle files can run code): convert them with save_pretrained")
+    try:
+        return load()
+    except Exception as err:  # any library's failure: truncated or wrong-shape weights, a bad config, ...
+        detail = " ".join(str(err).split())[:300] or type(err).__name__
+        named = f" ({', '.join(weights)})" if weights else ""
+        raise ModelFolderError(f"{path}{named}: cannot load the {name}: {detail}") from None
 
 
 def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: torch.dtype | None = None,
@@ -68,20 +111,17 @@ def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: t
     folder, which saves none, opens with the authors' settings (``RELEASED_TASK_DEFAULTS``).
     """
     folder = resolve_folder(pretrained_model_name_or_path)
-    index = json.loads((folder / "model_index.json").read_text())
-    missing = [name for name in COMPONENTS if name not in index]
-    if missing:
-        raise ValueError(f"{folder}/model_index.json lacks components: {', '.join(missing)}")
+    index = read_index(folder)
     default_device, default_dtype = default_device_and_dtype()
     device = torch.device(device) if device is not None else default_device
     dtype = torch_dtype or (default_dtype if device.type == "cuda" else torch.float32)
 
-    parts = {"transformer": DualDiffusionTransformer.from_pretrained(folder / "transformer", torch_dtype=dtype)}
+    parts = {"transformer": _load_component(folder, "transformer", lambda: DualDiffusionTransformer.from_pretrained(
+        folder / "transformer", torch_dtype=dtype))}
     for name in COMPONENTS[1:]:
-        library, class_name = index[name]
-        component_cls = _component_class(library, class_name)
+        component_cls = _component_class(*index[name][-2:])
         kwargs = {"torch_dtype": dtype} if name in ("vae", "text_encoder") else {}
-        parts[name] = component_cls.from_pretrained(folder / name, **kwargs)
+        parts[name] = _load_component(folder, name, lambda: component_cls.from_pretrained(folder / name, **kwargs))
     _load_mask_embedding(parts["text_encoder"], parts["tokenizer"], folder, mask_embedding)
     saved_defaults = {**_saved_defaults(index), **(task_defaults or {})}
     return cls(**parts, task_defaults=saved_defaults).to(device)
@@ -105,17 +145,17 @@ def _load_mask_embedding(text_encoder, tokenizer, folder: Path, path: str | Path
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Mask embedding file not found: {path}")
-    if path.suffix == ".safetensors":
-        tensors = load_file(path)
-        row = next(iter(tensors.values()))
-    else:
-        row = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(row, dict):
-            row = next(iter(row.values()))
+    try:  # a plain tensor or a one-entry dict; torch.load with weights_only runs no pickled code
+        row = next(iter(load_file(path).values())) if path.suffix == ".safetensors" else \
+            torch.load(path, map_location="cpu", weights_only=True)
+        row = next(iter(row.values())) if isinstance(row, dict) else row
+    except Exception as err:
+        raise ModelFolderError(f"{path}: cannot read the mask embedding: {' '.join(str(err).split())[:200]}") from None
     table = text_encoder.get_input_embeddings().weight
     row = row.reshape(-1)
     if row.numel() != table.shape[1]:
-        raise ValueError(f"Mask embedding has {row.numel()} values, the text encoder's rows have {table.shape[1]}.")
+        raise ModelFolderError(f"{path}: the mask embedding has {row.numel()} values, the text encoder's rows have "
+                               f"{table.shape[1]}")
     with torch.no_grad():
         table[mask_token_id(tokenizer)] = row.to(table.dtype)
     logger.info("Loaded the mask-token embedding from %s", path)

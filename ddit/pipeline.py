@@ -7,7 +7,6 @@ consume them. Glossary: b - batch, c - latent channels, h, w - latent size, l - 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -19,15 +18,15 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from . import loading
+from .checks import as_integer, check_guidance, check_steps, check_text_length
 from .flow_matching import classifier_free_guidance, predicted_clean
 from .image_inputs import load_image, resize_and_center_crop
 from .latents import decode_latents, encode_latents, vae_scale_factor
 from .masked_diffusion import subs_log_probs
 from .task_defaults import SHORT_ANSWER_INSTRUCTION, TaskDefaults
-from .text_layout import TextBatch, decode_responses, end_token_id, layout, mask_token_id
+from .text_layout import TextBatch, decode_responses, end_token_id, layout, mask_token_id, prompt_ids
 from .text_scheduler import SAMPLERS, MaskedDiffusionScheduler
 
-MAX_STEPS = 1000  # more steps than this is a typo, not a setting
 
 
 @dataclass
@@ -138,16 +137,23 @@ class DualDiffusionPipeline(DiffusionPipeline):
         return self.image_processor.postprocess(pixels, output_type=output_type)
 
     # ---------------------------------------------------------------- text-to-image
-    def check_inputs(self, prompt, num_inference_steps: int, guidance_scale: float, height: int, width: int) -> None:
-        """Raise ``ValueError`` for T2I inputs that cannot give a meaningful result."""
+    def check_inputs(self, prompt, num_inference_steps: int, guidance_scale: float, height: int, width: int,
+                     negative_prompt=None) -> None:
+        """Raise ``ValueError`` for T2I inputs that cannot give a meaningful result (``ddit.checks`` states what
+        steps and guidance may be; prompts longer than ``max_sequence_length`` tokens are refused, not cut)."""
         prompts = _as_list(prompt, "prompt")
         if not all(isinstance(p, str) for p in prompts):
             raise ValueError("`prompt` must be a string or a list of strings.")
         if not all(p.strip() for p in prompts):
             raise ValueError("`prompt` is empty; describe the image you want.")
-        _check_steps(num_inference_steps)
-        if not math.isfinite(guidance_scale):
-            raise ValueError(f"`guidance_scale` must be finite, got {guidance_scale}.")
+        negatives = _as_list(negative_prompt if negative_prompt is not None else "", "negative_prompt")
+        if len(negatives) not in (1, len(prompts)) or not all(isinstance(n, str) for n in negatives):
+            raise ValueError("`negative_prompt` must be one string or one string per prompt.")
+        check_steps(num_inference_steps)
+        check_guidance(guidance_scale)
+        for what, texts in (("prompt", prompts), ("negative prompt", negatives)):
+            lengths = [len(self.tokenizer(t)["input_ids"]) for t in texts]
+            check_text_length(lengths, texts, self.defaults.max_sequence_length, what, "max_sequence_length")
         multiple = self.vae_scale_factor * self.transformer.config.patch_size
         for name, side in (("height", height), ("width", width)):
             if side < multiple or side % multiple:
@@ -169,13 +175,11 @@ class DualDiffusionPipeline(DiffusionPipeline):
         d = self.defaults
         steps, scale = _pick(num_inference_steps, d.image_steps), _pick(guidance_scale, d.guidance_scale)
         height, width = _pick(height, self.resolution), _pick(width, self.resolution)
-        self.check_inputs(prompt, steps, scale, height, width)
+        self.check_inputs(prompt, steps, scale, height, width, negative_prompt)
+        steps, scale = int(steps), float(scale)
         prompts = _as_list(prompt, "prompt")
         negatives = _as_list(negative_prompt if negative_prompt is not None else "", "negative_prompt")
-        if len(negatives) == 1:
-            negatives = negatives * len(prompts)
-        if len(negatives) != len(prompts) or not all(isinstance(n, str) for n in negatives):
-            raise ValueError("`negative_prompt` must be one string or one string per prompt.")
+        negatives = negatives * len(prompts) if len(negatives) == 1 else negatives
         unknown = set(callback_on_step_end_tensor_inputs) - {"latents", "pred_clean"}
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs may name latents and pred_clean, not {unknown}.")
@@ -244,18 +248,23 @@ class DualDiffusionPipeline(DiffusionPipeline):
         prompts = _as_list(prompt, "prompt")
         if not all(isinstance(p, str) for p in prompts):
             raise ValueError("`prompt` must be a string or a list of strings.")
-        _check_steps(num_inference_steps)
+        num_inference_steps = check_steps(num_inference_steps)
         if sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-        if not isinstance(max_length, int) or not 1 <= max_length <= 4096:
-            raise ValueError(f"`max_length` must be an integer between 1 and 4096, got {max_length!r}.")
+        max_length = as_integer(max_length, "max_length")
+        if not 1 <= max_length <= 4096:
+            raise ValueError(f"`max_length` must be between 1 and 4096, got {max_length}.")
         images = None
         if image is not None:
             images = [load_image(i) for i in _as_list(image, "image")]
             if len(images) not in (1, len(prompts)):
                 raise ValueError(f"Got {len(images)} images for {len(prompts)} prompts.")
-        longest = self.defaults.max_prompt_length if total_length is None else \
-            min(self.defaults.max_prompt_length, total_length - max_length)
+        longest, setting = self.defaults.max_prompt_length, "max_prompt_length"
+        if total_length is not None and total_length - max_length < longest:
+            longest, setting = total_length - max_length, "answer_total_length, less a token for the answer"
+        lengths = [len(prompt_ids(self.tokenizer, p, 10**9)) for p in prompts]
+        check_text_length(lengths, prompts, longest, "prompt (question or instruction in the model's template)",
+                          setting)
         batch = layout(self.tokenizer, prompts, max_length, max_prompt_length=longest, total_length=total_length)
         return self._text_loop(batch, images, num_inference_steps, sampler, generator, confidence_threshold,
                                reuse_predictions)
@@ -355,8 +364,3 @@ def _with_instruction(question: str) -> str:
 def _pick(value, default):
     """The caller's value unless it is None (0 and "" are values, and get checked)."""
     return default if value is None else value
-
-
-def _check_steps(steps: int) -> None:
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"`num_inference_steps` must be an integer between 1 and {MAX_STEPS}, got {steps!r}.")

@@ -51,7 +51,7 @@ def build_tiny_pipeline(seed: int = 0, task_defaults: dict | None = None) -> Dua
     tokenizer = build_word_tokenizer(TINY_WORDS)
     text_encoder = build_text_encoder(get_size("tiny"), len(tokenizer)).eval()
     transformer = tiny_transformer(len(tokenizer))
-    defaults = dict(image_steps=4, guidance_scale=2.0, max_sequence_length=8, caption_steps=4, caption_length=6,
+    defaults = dict(image_steps=4, guidance_scale=2.0, max_sequence_length=32, caption_steps=4, caption_length=6,
                     question_template="q: {question}", answer_steps=3, answer_length=3, max_prompt_length=16)
     defaults.update(task_defaults or {})
     return DualDiffusionPipeline(

@@ -61,8 +61,8 @@ def test_generate_streams_one_update_per_step(client):
 def test_caption_streams_tokens(client, pipe, image_file):
     steps = 4
     job = client.submit(gradio_client.handle_file(image_file), steps, 6, "confidence", 0, api_name="/caption")
-    tokens, text, _ = job.result()
-    assert len(job.outputs()) == steps + 1
+    tokens, text, _, status = job.result()
+    assert len(job.outputs()) == steps + 1 and status == f"done: {steps} steps"
     first = job.outputs()[0][0]
     assert any(span["class_or_confidence"] == "masked" for span in first)
     assert text.strip() and vocabulary_words(pipe, text)
@@ -71,8 +71,8 @@ def test_caption_streams_tokens(client, pipe, image_file):
 def test_chat_answers_and_keeps_the_question(client, pipe, image_file):
     question = "what color is the circle?"
     job = client.submit(gradio_client.handle_file(image_file), question, [], 3, "confidence", 1, api_name="/ask")
-    history, tokens, box = job.result()
-    assert len(job.outputs()) == 3 + 1
+    history, tokens, box, status = job.result()
+    assert len(job.outputs()) == 3 + 1 and status == "done: 3 steps"
     assert box == ""
     assert history[0]["content"][0]["text"] == question
     answer = history[-1]["content"][0]["text"]
@@ -85,32 +85,87 @@ def test_chat_answers_and_keeps_the_question(client, pipe, image_file):
     assert len(follow[0]) == 4
 
 
+LONG = "a red circle " * 900  # ~10,000 characters
+
+
 @pytest.mark.parametrize("args, endpoint, message", [
-    (("", "", 4, 2.0, 0, False), "/generate", "write a prompt"),
-    (("a red circle", "", 10**6, 2.0, 0, False), "/generate", "maximum"),
-    (("a red circle", "", 4, -5.0, 0, False), "/generate", "minimum"),
+    (("", "", 4, 2.0, 0, False), "/generate", "Please write a prompt"),
+    (("a red circle", "", 10**6, 2.0, 0, False), "/generate", "`num_inference_steps` must be between 1 and 1000"),
+    (("a red circle", "", 2.5, 2.0, 0, False), "/generate", "`num_inference_steps` must be a whole number, got 2.5"),
+    (("a red circle", "", 4, -5.0, 0, False), "/generate", "`guidance_scale` must be between 0 and 50"),
+    (("a red circle", "", 4, 1e9, 0, False), "/generate", "`guidance_scale` must be between 0 and 50"),
+    (("a red circle", "", 4, 2.0, 2**70, False), "/generate", "`seed` must be between 0 and"),
+    (("a red circle", "", None, 2.0, 0, False), "/generate", "Please enter a value for Steps"),
+    ((LONG, "", 4, 2.0, 0, False), "/generate", r"The prompt is \d+ tokens long; this model reads at most 32"),
     ((None, 4, 6, "confidence", 0), "/caption", "upload an image"),
     ((None, "what?", [], 3, "confidence", 0), "/ask", "upload an image"),
 ])
-def test_bad_input_gets_a_clear_message(client, args, endpoint, message):
+def test_bad_input_gets_the_pipelines_message(client, args, endpoint, message):
     with pytest.raises(Exception, match=message):
         client.predict(*args, api_name=endpoint)
 
 
-def test_non_image_file_is_refused(client, tmp_path):
-    bad = tmp_path / "notes.png"
-    bad.write_bytes(b"this is not an image")
-    with pytest.raises(Exception):
+def test_long_question_is_refused_with_its_length(client, image_file):
+    question = "what color is the circle? " * 200  # ~5,000 characters
+    with pytest.raises(Exception, match=r"The prompt \(question or instruction.*\) is \d+ tokens long"):
+        client.predict(gradio_client.handle_file(image_file), question, [], 3, "confidence", 0, api_name="/ask")
+
+
+@pytest.mark.parametrize("content, name", [(b"this is not an image", "notes.png"), (b"", "empty.png")])
+def test_unreadable_upload_gets_the_clis_message(client, tmp_path, content, name):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    with pytest.raises(Exception, match=f"Could not read {name} as an image"):
         client.predict(gradio_client.handle_file(str(bad)), 4, 6, "confidence", 0, api_name="/caption")
 
 
+def test_a_1x1_image_is_refused_with_a_reason(client, tmp_path):
+    path = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (200, 40, 40)).save(path)
+    with pytest.raises(Exception, match="only 1x1 pixels; at least 8x8"):
+        client.predict(gradio_client.handle_file(str(path)), 2, 4, "confidence", 0, api_name="/caption")
+
+
 @pytest.mark.parametrize("mode, size", [("L", (20, 20)), ("RGBA", (20, 20)), ("P", (20, 20)), ("CMYK", (20, 20)),
-                                        ("RGB", (1, 1)), ("RGB", (3000, 2000))])
+                                        ("RGB", (8, 8)), ("RGB", (3000, 2000))])
 def test_odd_images_are_converted(client, tmp_path, mode, size):
     path = tmp_path / f"odd_{mode}.{'jpg' if mode == 'CMYK' else 'png'}"
     Image.new("RGB", size, (200, 40, 40)).convert(mode).save(path)
-    _, text, _ = client.predict(gradio_client.handle_file(str(path)), 2, 4, "confidence", 0, api_name="/caption")
-    assert isinstance(text, str)
+    _, text, _, status = client.predict(gradio_client.handle_file(str(path)), 2, 4, "confidence", 0,
+                                        api_name="/caption")
+    assert isinstance(text, str) and status == "done: 2 steps"
+
+
+def test_user_errors_are_logged_as_one_line(client, caplog, capfd):
+    caplog.set_level("WARNING", logger="ddit.app")
+    for args in (("a red circle", "", 2.5, 2.0, 0, False), ("a red circle", "", 4, 2.0, 2**70, False)):
+        with pytest.raises(Exception):
+            client.predict(*args, api_name="/generate")
+    assert [r.getMessage().startswith("user error: ") for r in caplog.records if r.name == "ddit.app"] == [True] * 2
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_stop_leaves_a_stopped_status():
+    assert app.stopped("step 30/100 · seed 3") == "stopped at step 30/100 · seed 3"
+    assert app.stopped("done: 4 steps") == "done: 4 steps"
+
+
+def test_a_full_queue_says_to_retry(pipe):
+    demo = app.build_demo(pipe)
+    url = app.launch(demo, "127.0.0.1", free_port(), block=False, max_queue=1)
+    try:
+        clients = [gradio_client.Client(url, verbose=False) for _ in range(4)]
+        jobs = [c.submit("a red circle", "", 60, 2.0, i, False, api_name="/generate") for i, c in enumerate(clients)]
+        errors = []
+        for job in jobs:
+            try:
+                job.result(timeout=120)
+            except Exception as err:  # noqa: BLE001 - the refused ones
+                errors.append(str(err))
+        # gradio_client words the refusal itself; the browser shows the server's ("The app is busy ...")
+        assert errors and all("try again" in e for e in errors), errors
+    finally:
+        demo.close()
 
 
 def test_eight_clients_at_once(server, image_file):

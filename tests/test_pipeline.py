@@ -108,7 +108,9 @@ def test_odd_image_modes_are_converted(pipe, mode):
 
 
 def test_tiny_huge_and_bad_images(pipe, tmp_path):
-    assert pipe.answer(PIL.Image.new("RGB", (1, 1)), "how many?").text
+    with pytest.raises(ValueError, match=r"only 1x1 pixels; at least 8x8"):
+        pipe.answer(PIL.Image.new("RGB", (1, 1)), "how many?")
+    assert pipe.answer(PIL.Image.new("RGB", (8, 8)), "how many?").text
     assert pipe.answer(PIL.Image.new("RGB", (5000, 300)), "how many?").text
     bad = tmp_path / "not_an_image.png"
     bad.write_bytes(b"hello")
@@ -130,9 +132,39 @@ def test_text_input_checks(pipe, image, caplog):
     with pytest.raises(ValueError, match="2 images for 3"):
         pipe.answer([image, image], ["a?", "b?", "c?"])
     long_question = " ".join(["what"] * 40) + "?"
-    states = list(pipe.iter_answer(image, long_question))
-    assert "truncated" in caplog.text
-    assert int((~states[0].response_mask[0]).sum()) == pipe.defaults.max_prompt_length
+    with pytest.raises(ValueError, match=r"43 tokens long; this model reads at most 16 \(max_prompt_length\)"):
+        pipe.answer(image, long_question)  # refused, never silently cut to an empty answer
+    with pytest.raises(ValueError, match="whole number"):
+        pipe.caption(image, num_inference_steps=2.5)
+    assert pipe.caption(image, num_inference_steps=2.0, generator=gen(0)).text  # a whole float is a number of steps
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(guidance_scale=-5.0), "between 0 and 50"), (dict(guidance_scale=1e9), "between 0 and 50"),
+    (dict(guidance_scale=float("nan")), "finite"), (dict(num_inference_steps=0), "between 1 and 1000"),
+    (dict(num_inference_steps=2.5), "whole number"), (dict(negative_prompt=["a", "b"]), "one string per prompt"),
+])
+def test_image_input_checks(pipe, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipe("a red circle", **kwargs)
+
+
+def test_a_prompt_longer_than_the_model_reads_is_refused(pipe):
+    with pytest.raises(ValueError, match=r"prompt is \d+ tokens long; this model reads at most 32"):
+        pipe("a red circle " * 3000)
+    with pytest.raises(ValueError, match="negative prompt"):
+        pipe("a red circle", negative_prompt="blue " * 40)
+
+
+@pytest.mark.parametrize("seed, ok", [(0, True), (2**63 - 1, True), (2**70, False), (-1, False), (2.5, False),
+                                      ("7", False), (3.0, True)])
+def test_seeds_are_checked_before_sampling(seed, ok):
+    from ddit.checks import seeded_generator
+    if ok:
+        assert seeded_generator(seed).initial_seed() == int(seed)
+    else:
+        with pytest.raises(ValueError, match="seed"):
+            seeded_generator(seed)
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
@@ -140,3 +172,15 @@ def test_missing_folder_is_a_clear_error(tmp_path):
         DualDiffusionPipeline.from_pretrained(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         DualDiffusionPipeline.from_pretrained(tmp_path)
+
+
+def test_input_notes_say_what_happens_to_an_image():
+    from ddit.image_inputs import input_notes, load_image
+    big = PIL.Image.new("RGB", (8000, 6000), (255, 255, 255))
+    notes = input_notes(big.size, load_image(big), 64)
+    assert notes[0] == "shrunk from 8000x6000 to 4096x3072 first"
+    assert "read at 64x64 (your image is 8000x6000), the centre square of it" in notes
+    assert "single colour" in notes[-1]
+    scene = PIL.Image.new("RGB", (64, 64), (255, 255, 255))
+    scene.putpixel((3, 3), (200, 30, 30))
+    assert input_notes(scene.size, scene, 64) == []

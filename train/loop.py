@@ -2,14 +2,17 @@
 EMA, warm-up then constant LR, clipping, checkpoints with exact resume, logs, loss curve, sample grids.
 
 Run folder: ``config.yaml``, ``metrics.jsonl``, ``loss.png``, ``samples/step_*.png``,
-``checkpoints/step_*`` (accelerate state: model, optimizer, LR scheduler, RNG, EMA, step, data position)
-and, at the end, ``pipeline/``: a ``DualDiffusionPipeline`` folder with the EMA weights.
+``checkpoints/step_*`` (accelerate state: model, optimizer, LR scheduler, RNG, EMA, step, data position;
+written whole or not at all, see ``checkpoints.py``) and, at the end, ``pipeline/``: a
+``DualDiffusionPipeline`` folder with the EMA weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ from ddit.text_layout import mask_token_id
 from ddit.text_scheduler import MaskedDiffusionScheduler
 
 from . import reporting
+from .checkpoints import checkpoints, latest_checkpoint  # noqa: F401  (importable from here, as before)
+from .checkpoints import check_free_space, check_output_dir, checkpoint_bytes, remove_partial, save_checkpoint
 from .components import build_components, text_encoder_params
 from .config import TrainConfig
 from .data import collate, latent_pool, latent_pool_scenes, make_source, sample_prompts
@@ -94,16 +99,6 @@ def _seed(*parts: int) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:7], "little")
 
 
-def checkpoints(output_dir: Path) -> list[Path]:
-    """The run's checkpoint folders, oldest step first."""
-    return sorted((output_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    found = checkpoints(output_dir)
-    return found[-1] if found else None
-
-
 @dataclass
 class Run:
     """Everything a training run holds between steps."""
@@ -126,20 +121,25 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     """Components, optimizer (AdamW, warm-up then ``optim.lr_schedule``), EMA and data; restored from the latest
     checkpoint when ``resume``."""
     out = Path(cfg.output_dir)
+    # in every process, before anything is built: each one writes its RNG state into the checkpoints, and
+    # all fail alike (none is left waiting for a main process that stopped)
+    check_output_dir(out)
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # several CPU processes then form a gloo group (MULTI_CPU)
         mixed_precision=cfg.optim.mixed_precision, gradient_accumulation_steps=cfg.optim.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    if accelerator.is_main_process:
-        (out / "samples").mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     set_seed(cfg.seed)  # identical initial weights in every process
     parts = build_components(cfg.model, cfg.data)
     tokenizer, vae = parts["tokenizer"], parts["vae"].eval().requires_grad_(False).to(accelerator.device)
     objective = JointObjective(parts["transformer"], parts["text_encoder"], mask_token_id(tokenizer), cfg.loss)
     o = cfg.optim
     groups = _param_groups(cfg, parts)
+    # the size is known only now; still before the first step, so a full disk never costs a run's work
+    check_free_space(out, checkpoint_bytes(objective, [p for g in groups for p in g["params"]]))
+    if accelerator.is_main_process:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     optimizer = build_adamw(groups, o.lr, o.betas, accelerator.device)
     # accelerate steps a prepared schedule once per process for each optimizer step, hence the factor
     lr_schedule = get_scheduler(o.lr_schedule, optimizer, num_warmup_steps=o.warmup_steps * accelerator.num_processes,
@@ -153,13 +153,31 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     source = make_source(cfg.data, defaults, cfg.seed, accelerator.process_index, accelerator.num_processes, pool)
     run = Run(cfg, out, accelerator, parts, defaults, objective, optimizer, lr_schedule, trained, ema, progress, source)
     if resume:
-        checkpoint = latest_checkpoint(out)
-        if checkpoint is None:
-            raise FileNotFoundError(f"--resume: no checkpoint under {out / 'checkpoints'}")
-        accelerator.load_state(str(checkpoint))
-        source.load_state(progress.data_state)
-        accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
+        _resume(run)
     return run
+
+
+def _resume(run: Run) -> None:
+    """Restore the latest complete checkpoint; unfinished ones are removed, and ``metrics.jsonl`` is cut back
+    to the checkpoint's history (records logged after it are logged again as the steps are redone)."""
+    accelerator, out = run.accelerator, run.out
+    if accelerator.is_main_process:
+        remove_partial(out)
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None:
+        raise FileNotFoundError(f"--resume: no complete checkpoint under {out / 'checkpoints'}")
+    accelerator.load_state(str(checkpoint))
+    run.source.load_state(run.progress.data_state)
+    if accelerator.is_main_process:
+        _rewrite_jsonl(out / "metrics.jsonl", run.progress.history)
+    accelerator.print(f"resumed from {checkpoint} at step {run.progress.step}")
+
+
+def _rewrite_jsonl(path: Path, records: list[dict]) -> None:
+    """Replace ``path`` by ``records``, one JSON line each, atomically (a kill keeps the old file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(partial, path)
 
 
 def _param_groups(cfg: TrainConfig, parts: dict) -> list[dict]:
@@ -241,7 +259,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 reporting.plot_losses(progress.history, run.out / "loss.png")
             window = _new_window()
         if progress.step % log.checkpoint_every == 0 or progress.step == o.max_steps:
-            _save_checkpoint(accelerator, run.out, progress.step, log.keep_checkpoints)
+            save_checkpoint(accelerator, run.out, progress.step, log.keep_checkpoints)
         if main and (progress.step % log.sample_every == 0 or progress.step == o.max_steps):
             with _ema_weights(run.ema, run.trained):
                 _write_samples(run.parts, run.defaults, prompts, run.out / "samples" / f"step_{progress.step:06d}.png")
@@ -297,13 +315,6 @@ class _ema_weights:
 
     def __exit__(self, *exc):
         self.ema.restore(self.params)
-
-
-def _save_checkpoint(accelerator: Accelerator, out: Path, step: int, keep: int) -> None:
-    accelerator.save_state(str(out / "checkpoints" / f"step_{step}"))
-    if accelerator.is_main_process:
-        for old in checkpoints(out)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 @torch.no_grad()

@@ -1,0 +1,64 @@
+"""What the pipeline accepts, stated once: every front end (Python, CLI, app, API) surfaces these messages.
+
+Each check raises ``ValueError`` with a message meant for the person who typed the value.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+MAX_STEPS = 1000  # more steps than this is a typo, not a setting
+GUIDANCE_RANGE = (0.0, 50.0)  # 1 = no guidance; beyond ~20 images saturate, beyond 50 they are noise
+SEED_RANGE = (0, 2**63 - 1)  # what torch.Generator.manual_seed takes without overflow
+
+
+def as_integer(value, name: str) -> int:
+    """``value`` as an int when it is a whole number (2 or 2.0), else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a whole number, got {value!r}.")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"`{name}` must be a whole number, got {value!r}.")
+    return int(value)
+
+
+def check_steps(steps) -> int:
+    """A number of denoising steps: a whole number in 1..MAX_STEPS."""
+    steps = as_integer(steps, "num_inference_steps")
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"`num_inference_steps` must be between 1 and {MAX_STEPS}, got {steps}.")
+    return steps
+
+
+def check_guidance(scale) -> float:
+    """A classifier-free guidance scale: a finite number in GUIDANCE_RANGE."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
+        raise ValueError(f"`guidance_scale` must be a finite number, got {scale!r}.")
+    low, high = GUIDANCE_RANGE
+    if not low <= scale <= high:
+        raise ValueError(f"`guidance_scale` must be between {low:g} and {high:g} (1 means no guidance), got {scale:g}.")
+    return float(scale)
+
+
+def seeded_generator(seed) -> torch.Generator:
+    """A CPU generator for a user's seed: a whole number in SEED_RANGE."""
+    seed = as_integer(seed, "seed")
+    low, high = SEED_RANGE
+    if not low <= seed <= high:
+        raise ValueError(f"`seed` must be between {low} and {high} (2**63 - 1), got {seed}.")
+    return torch.Generator().manual_seed(seed)
+
+
+def check_text_length(lengths: list[int], texts: list[str], limit: int, what: str, setting: str) -> None:
+    """Refuse a text longer than the model reads (it would be cut silently): name its length and the limit.
+
+    ``lengths`` are the texts' token counts as the model would see them.
+    """
+    for n, text in zip(lengths, texts):
+        if n > limit:
+            raise ValueError(f"The {what} is {n} tokens long; this model reads at most {limit} ({setting}). "
+                             f"Please shorten it (it starts: {text[:40]!r}).")

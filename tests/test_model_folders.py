@@ -1,0 +1,85 @@
+"""A model folder that cannot be opened says so in one line naming the file: in Python, the CLI and the app."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ddit import DualDiffusionPipeline
+from ddit.loading import ModelFolderError
+from ddit.testing import build_tiny_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("good") / "model"
+    build_tiny_pipeline().save_pretrained(folder)
+    return folder
+
+
+def broken(good: Path, tmp_path: Path, how: str) -> Path:
+    """A copy of the good folder, broken as ``how`` says."""
+    folder = tmp_path / how
+    subprocess.run(["cp", "-r", str(good), str(folder)], check=True)
+    if how == "corrupt_json":
+        (folder / "model_index.json").write_text('{\n  "transformer": [\n')
+    elif how == "truncated_weights":
+        data = (folder / WEIGHTS).read_bytes()
+        (folder / WEIGHTS).write_bytes(data[: len(data) // 2])
+    elif how == "wrong_shape":
+        config = json.loads((folder / "transformer" / "config.json").read_text())
+        config["num_attention_heads"] *= 2
+        (folder / "transformer" / "config.json").write_text(json.dumps(config))
+    elif how == "pickle_weights":
+        (folder / WEIGHTS).unlink()
+        torch.save({"w": torch.zeros(1)}, folder / "transformer" / "diffusion_pytorch_model.bin")
+    elif how == "missing_component":
+        subprocess.run(["rm", "-r", str(folder / "vae")], check=True)
+    elif how == "empty":
+        subprocess.run(["rm", "-r", str(folder)], check=True)
+        folder.mkdir()
+    return folder
+
+
+CASES = {  # how the folder is broken -> what the message must name
+    "corrupt_json": ("model_index.json", "not valid JSON"),
+    "truncated_weights": ("transformer", "cannot load the transformer"),
+    "wrong_shape": ("transformer", "cannot load the transformer"),
+    "pickle_weights": ("diffusion_pytorch_model.bin", "pickle"),
+    "missing_component": ("vae", "folder is missing"),
+    "empty": ("empty", "no model_index.json"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CASES))
+def test_python_api_names_the_file(good, tmp_path, how):
+    folder = broken(good, tmp_path, how)
+    name, what = CASES[how]
+    with pytest.raises((ModelFolderError, FileNotFoundError)) as info:
+        DualDiffusionPipeline.from_pretrained(folder, device="cpu")
+    message = str(info.value)
+    assert name in message and what in message and "\n" not in message
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        DualDiffusionPipeline.from_pretrained(tmp_path / "nope" / "deeper", device="cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, how", [("cli", "corrupt_json"), ("cli", "truncated_weights"),
+                                          ("cli", "pickle_weights"), ("app", "truncated_weights")])
+def test_front_ends_exit_with_one_line(good, tmp_path, how, command):
+    folder = broken(good, tmp_path, how)
+    args = ([sys.executable, "-m", "ddit", "caption", "--model", str(folder), "x.png"] if command == "cli"
+            else [sys.executable, "app.py", "--model", str(folder), "--port", "0"])
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines[-1].startswith("error: ") and CASES[how][0] in lines[-1]
