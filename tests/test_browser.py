@@ -85,3 +85,56 @@ def test_each_tab_in_a_real_browser(url, tmp_path):
         browser.close()
     for name in ("generate.png", "caption.png", "chat.png"):
         assert (shots / name).stat().st_size > 10_000
+
+
+def _browser_page(p):
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    return browser, browser.new_page(viewport={"width": 1280, "height": 1000})
+
+
+@pytest.mark.parametrize("content, name", [(b"this is not an image", "notes.png"), (b"", "empty.png")])
+def test_unreadable_upload_shows_the_clis_message_in_the_browser(url, tmp_path, content, name):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    with sync_playwright() as p:
+        browser, page = _browser_page(p)
+        page.goto(url)
+        page.get_by_role("tab", name="Caption").click()
+        page.locator("input[type=file]").first.set_input_files(str(bad))
+        page.get_by_role("button", name="Caption", exact=True).click()
+        expect(page.get_by_text(f"Could not read {name} as an image").first).to_be_visible(timeout=30_000)
+        browser.close()
+
+
+@pytest.mark.parametrize("box, typed, message", [
+    ("Guidance", "1e9", "`guidance_scale` must be between 0 and 50"),
+    ("Guidance", "-5", "`guidance_scale` must be between 0 and 50"),
+    ("Guidance", "NaN", "Please enter a value for Guidance"),  # a number box cannot hold NaN: it is empty
+    ("Steps", "0", "`num_inference_steps` must be between 1 and 1000, got 0"),
+    ("Steps", "1000000", "`num_inference_steps` must be between 1 and 1000, got 1000000"),
+    ("Steps", "2.5", "`num_inference_steps` must be a whole number, got 2.5"),
+])
+def test_typed_values_are_never_rewritten(url, box, typed, message):
+    with sync_playwright() as p:
+        browser, page = _browser_page(p)
+        page.goto(url)
+        page.get_by_label("Prompt", exact=True).fill("a red circle")
+        field = page.get_by_label(box, exact=True)
+        field.fill("")
+        field.press_sequentially(typed)
+        page.get_by_role("button", name="Generate").click()
+        expect(page.get_by_text(message).first).to_be_visible(timeout=30_000)
+        browser.close()
+
+
+def test_stop_leaves_a_stopped_at_step_status(url):
+    with sync_playwright() as p:
+        browser, page = _browser_page(p)
+        page.goto(url)
+        page.get_by_label("Prompt", exact=True).fill("a red circle")
+        page.get_by_label("Steps", exact=True).fill("1000")
+        page.get_by_role("button", name="Generate").click()
+        expect(page.get_by_text("step ").first).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Stop").first.click()
+        expect(page.get_by_text("stopped at step").first).to_be_visible(timeout=30_000)
+        browser.close()

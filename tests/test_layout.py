@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted(p for folder in ("ddit", "shapes_world", "train", "benchmarks", "tests")
+SOURCES = sorted(p for folder in ("ddit", "shapes_world", "train", "benchmarks", "evaluation", "tests")
                  for p in (ROOT / folder).rglob("*.py")) + [ROOT / "app.py"]
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
@@ -25,7 +25,7 @@ def imported_packages(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package, forbidden", [
     ("app.py", {"train"}), ("ddit", {"train", "shapes_world", "gradio"}), ("shapes_world", {"train", "gradio"}),
-    ("train", {"gradio"}),
+    ("train", {"gradio"}), ("evaluation", {"train", "gradio"}),
 ])
 def test_imports_point_one_way(package, forbidden):
     files = [ROOT / package] if package.endswith(".py") else sorted((ROOT / package).rglob("*.py"))
