@@ -1,12 +1,24 @@
 """ddit web UI: generate, caption and chat, each streaming its denoising step by step.
 
-    python app.py [--model PATH] [--device cpu|cuda] [--host 127.0.0.1] [--port 7860] [--share]
+    python app.py [--model PATH_OR_HUB_ID] [--device cpu|cuda] [--host 127.0.0.1] [--port 7860] [--share]
+
+As a Hugging Face Space it starts the same way: ``DDIT_MODEL`` may name the model (e.g. a released D-DiT
+checkpoint on a GPU Space), and on ZeroGPU hardware the handlers run inside ``@spaces.GPU``.
 
 Every view is fed by the pipeline's own step iterators (``iter_generate``, ``iter_caption``,
 ``iter_answer``); the app formats what they yield and never samples by itself.
 """
 
 from __future__ import annotations
+
+try:  # Hugging Face ZeroGPU Spaces: GPU work runs inside @spaces.GPU (imported before torch, as it asks)
+    import spaces
+
+    on_gpu = spaces.GPU  # off ZeroGPU it returns the function unchanged
+except ImportError:  # everywhere else the handlers run as they are
+
+    def on_gpu(fn):
+        return fn
 
 import argparse
 import logging
@@ -137,6 +149,7 @@ def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
 
 
 # ----------------------------------------------------------------------------- handlers
+@on_gpu
 def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     """Stream the predicted clean image of every Euler step; end with the image, a strip and a GIF."""
     if not prompt or not prompt.strip():
@@ -160,6 +173,7 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     yield upscale(final), strip, str(gif), f"done: {len(frames) - 1} steps · seed {seed}"
 
 
+@on_gpu
 def caption(pipe, image, steps, length, sampler, seed):
     """Stream the caption's tokens unmasking; keep every step for the replay slider."""
     image = read_image(pipe, image)
@@ -182,6 +196,7 @@ def replay(step, history):
     return history[max(0, min(len(history), int(step))) - 1]
 
 
+@on_gpu
 def chat(pipe, image, message, history, steps, sampler, seed):
     """Answer a question about the image, streaming the unmasking into the chat."""
     image = read_image(pipe, image)
@@ -328,10 +343,11 @@ def _example_prompts() -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="ddit web UI (Gradio)")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="pipeline folder (default: the bundled model)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL),
+                        help="pipeline folder or Hub id (default: $DDIT_MODEL, else the bundled model)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--host", default=None, help="default: $GRADIO_SERVER_NAME, else 127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT, else 7860")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     args = parser.parse_args(argv)
     try:
@@ -355,14 +371,15 @@ def _advise_on_full_queue(demo: gr.Blocks) -> None:
     queue.push = push_or_advise
 
 
-def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, block: bool = True,
+def launch(demo: gr.Blocks, host: str | None, port: int | None, share: bool = False, block: bool = True,
            max_queue: int = 32) -> str:
     """Queue (one request on the model at a time, ``max_queue`` waiting) and serve ``demo``; returns its URL.
+    ``host``/``port`` None: gradio's ($GRADIO_SERVER_NAME / $GRADIO_SERVER_PORT, as a Space sets them).
     With ``block=False`` the server runs in a background thread (tests); stop it with ``demo.close()``."""
     demo.queue(default_concurrency_limit=1, max_size=max_queue)
     _advise_on_full_queue(demo)
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block)
-    return f"http://{host}:{port}/"
+    return demo.local_url
 
 
 if __name__ == "__main__":

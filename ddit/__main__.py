@@ -1,5 +1,5 @@
-import sys
+"""``python -m ddit``: the same as the ``ddit`` command."""
 
-from .cli import main
+from .cli import entry
 
-sys.exit(main())
+entry()

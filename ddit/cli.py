@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from .bundled import bundled_model_path
 from .task_defaults import SAMPLERS
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "ddit-shapes"
+# the model a command uses unless --model names another: $DDIT_MODEL (a folder or a Hub id), else the bundled one
+DEFAULT_MODEL = os.environ.get("DDIT_MODEL") or str(bundled_model_path())
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ddit",
+        prog="ddit",
         description="Dual Diffusion (D-DiT): generate images from text, caption images and answer questions "
                     "about them with one diffusion transformer. Unset options use the model's own defaults.",
     )
@@ -64,6 +67,11 @@ def check_output_path(path: str) -> None:
         raise ValueError(f"cannot save {path}: the folder {out.parent} does not exist")
     if out.suffix.lower() not in Image.registered_extensions():
         raise ValueError(f"cannot save {path}: unknown image type {out.suffix or '(no extension)'!r}; use .png or .jpg")
+
+
+def entry() -> None:
+    """The ``ddit`` console command."""
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None) -> int:

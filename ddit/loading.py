@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from .bundled import NAME as BUNDLED
+from .bundled import bundled_model_path
 from .task_defaults import RELEASED_TASK_DEFAULTS
 from .text_layout import mask_token_id
 from .transformer import DualDiffusionTransformer
@@ -25,6 +27,9 @@ COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 MASK_EMBEDDING_NAMES = ("mask_embedding.safetensors", "mask_token_embedding.safetensors", "mask_embedding.pt",
                         "mask_token_embedding.pt", "mask_token_emb.00-of-01.pth")  # the last: the authors' own file
 RELEASED_TRANSFORMER_CLASS = "SD3JointModelFlexible"
+# what a pipeline folder's loading reads: configs, safetensors weights (and their shard index), tokenizer files and
+# the mask embedding; not pickles, training checkpoints or notebooks a Hub repository may also hold
+HUB_FILES = ("model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "mask_*")
 
 
 def default_device_and_dtype() -> tuple[torch.device, torch.dtype]:
@@ -35,8 +40,11 @@ def default_device_and_dtype() -> tuple[torch.device, torch.dtype]:
 
 
 def resolve_folder(path: str | Path) -> Path:
-    """A local pipeline folder, or a Hub id fetched with ``huggingface_hub`` (needs network)."""
+    """A local pipeline folder, ``"ddit-shapes"`` (the bundled model), or a Hub id fetched with ``huggingface_hub``
+    (needs network; only the files a pipeline reads are downloaded, see ``HUB_FILES``)."""
     folder = Path(path)
+    if str(path) == BUNDLED and not folder.exists():
+        folder = bundled_model_path()
     if folder.is_dir():
         if not (folder / "model_index.json").is_file():
             raise FileNotFoundError(f"{folder} is not a pipeline folder: it has no model_index.json.")
@@ -46,7 +54,7 @@ def resolve_folder(path: str | Path) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(str(path)))
+        return Path(snapshot_download(str(path), allow_patterns=list(HUB_FILES)))
     except Exception as err:  # offline, no such repository, no access: say so in one line
         detail = " ".join(str(err).split())[:200]
         raise ModelFolderError(f"{path}: no such local folder, and the Hub could not provide it ({detail})") from None

@@ -35,3 +35,28 @@ def test_cli_errors_are_one_line(tiny_folder, tmp_path, capsys):
 def test_python_m_ddit_help():
     result = subprocess.run([sys.executable, "-m", "ddit", "--help"], capture_output=True, text=True, check=True)
     assert "generate" in result.stdout and "caption" in result.stdout and "ask" in result.stdout
+
+
+def test_help_and_argument_errors_never_import_torch():
+    probe = ("import sys; from ddit.cli import build_parser\n"
+             "try:\n    build_parser().parse_args(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('torch' in sys.modules, 'diffusers' in sys.modules)")
+    for args in (["--help"], ["generate"], ["caption", "x.png", "--steps", "many"]):
+        result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True)
+        assert result.stdout.strip().splitlines()[-1] == "False False", (args, result.stdout)
+
+
+def test_bad_seed_and_output_folder_fail_before_the_model_loads(tmp_path, capsys):
+    missing_model = str(tmp_path / "no-model")  # never opened: the earlier checks fail first
+    assert main(["generate", "a red circle", "--model", missing_model, "-o", str(tmp_path / "no" / "x.png")]) == 2
+    assert main(["generate", "a red circle", "--model", missing_model, "--seed", str(2**70)]) == 2
+    assert main(["generate", "a red circle", "--model", missing_model, "-o", str(tmp_path / "x.svgz")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "the folder" in err[0] and "does not exist" in err[0]
+    assert "`seed` must be between 0 and" in err[1] and "unknown image type" in err[2]
+    assert not any("not found" in line for line in err)
+
+
+def test_the_bundled_model_has_a_name():
+    from ddit.loading import resolve_folder
+    assert (resolve_folder("ddit-shapes") / "model_index.json").is_file()
