@@ -182,3 +182,36 @@ def test_eight_clients_at_once(server, image_file):
     after = gradio_client.Client(server, verbose=False).predict("a blue square", "", 2, 1.0, 0, False,
                                                                 api_name="/generate")
     assert after[3].startswith("done")
+
+
+def test_the_app_starts_as_a_space_would(tmp_path):
+    """Hugging Face starts ``python app.py`` with its own environment; DDIT_MODEL picks the model, and with the
+    ``spaces`` package installed the handlers go through ``@spaces.GPU`` (a no-op off ZeroGPU hardware)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    spaces = pytest.importorskip("spaces")
+    assert app.on_gpu is spaces.GPU
+    build_tiny_pipeline().save_pretrained(tmp_path / "model")
+    port = free_port()
+    env = {**os.environ, "SYSTEM": "spaces", "SPACE_ID": "someone/ddit", "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "DDIT_MODEL": str(tmp_path / "model")}
+    root = Path(app.__file__).resolve().parent
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(120):
+            try:
+                client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.5)
+        image, strip, gif, status = client.predict("a red circle", "", 2, 2.0, 0, False, api_name="/generate")
+        assert status.startswith("done: 2 steps") and Image.open(image).size == (app.VIEW_SIDE, app.VIEW_SIDE)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
