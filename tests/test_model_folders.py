@@ -77,7 +77,8 @@ def test_missing_folder(tmp_path):
                                           ("cli", "pickle_weights"), ("app", "truncated_weights")])
 def test_front_ends_exit_with_one_line(good, tmp_path, how, command):
     folder = broken(good, tmp_path, how)
-    args = ([sys.executable, "-m", "ddit", "caption", "--model", str(folder), "x.png"] if command == "cli"
+    image = ROOT / "assets" / "examples" / "scene_0.png"  # a real image: the CLI reads it before the model
+    args = ([sys.executable, "-m", "ddit", "caption", "--model", str(folder), str(image)] if command == "cli"
             else [sys.executable, "app.py", "--model", str(folder), "--port", "0"])
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
