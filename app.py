@@ -1,6 +1,7 @@
 """ddit web UI: generate, caption and chat, each streaming its denoising step by step.
 
-    python app.py [--model PATH_OR_HUB_ID] [--device cpu|cuda] [--host 127.0.0.1] [--port 7860] [--share]
+    python app.py [--model PATH_OR_HUB_ID] [--lora PATH] [--device cpu|cuda] [--host 127.0.0.1] [--port 7860]
+                  [--share]
 
 As a Hugging Face Space it starts the same way: ``DDIT_MODEL`` may name the model (e.g. a released D-DiT
 checkpoint on a GPU Space), and on ZeroGPU hardware the handlers run inside ``@spaces.GPU``.
@@ -42,6 +43,9 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
 MASK_GLYPH, END_GLYPH = "▒", "·"
 COLORS = {"masked": "#d0d0d0", "new": "#ffb347", "question": "#9ec5fe"}
+CAPTION_COLORS = {k: v for k, v in COLORS.items() if k != "question"}  # captions have no question to show
+# small images fill their box, drawn with square pixels (a 64x64 upload is otherwise a speck in a wide box)
+CSS = ".pixel-view img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 log = logging.getLogger("ddit.app")
 
 
@@ -83,7 +87,7 @@ def image_input(**kwargs) -> gr.Image:
     not a readable image, or too small to show anything, gets the same message as there instead of gradio's bare
     "Error". Hands the handlers an RGB PIL image whose ``info["original_size"]`` is the upload's size.
     (An instance's ``preprocess`` is replaced: a subclass of a gradio component writes a .pyi beside this file.)"""
-    component = gr.Image(type="pil", image_mode=None, height=VIEW_SIDE, **kwargs)
+    component = gr.Image(type="pil", image_mode=None, height=VIEW_SIDE, elem_classes=["pixel-view"], **kwargs)
     inline = component.preprocess
 
     def preprocess(payload):
@@ -133,6 +137,11 @@ def start(make_iterator):
         raise user_error(str(err)) from None
 
 
+def done(steps: int) -> str:
+    """The status line of a finished run."""
+    return f"done: {steps} step{'s' if steps != 1 else ''}"
+
+
 def stopped(status: str) -> str:
     """The status line after Stop: where the run was."""
     return f"stopped at {status}" if status and status.startswith("step ") else status
@@ -170,7 +179,7 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     upscale(frames[0], 128).save(gif, save_all=True, append_images=[upscale(f, 128) for f in frames[1:]],
                                  duration=150, loop=0)
     strip = [(upscale(f, 96), f"step {i + 1}") for i, f in enumerate(frames[:-1])]
-    yield upscale(final), strip, str(gif), f"done: {len(frames) - 1} steps · seed {seed}"
+    yield upscale(final), strip, str(gif), f"{done(len(frames) - 1)} · seed {seed}"
 
 
 @on_gpu
@@ -186,7 +195,7 @@ def caption(pipe, image, steps, length, sampler, seed):
         status = f"step {state.step + 1}/{state.num_steps}"
         yield history[-1], pipe.decode_text(state)[0], gr.Slider(visible=False), history, status
     yield (history[-1], pipe.decode_text(state)[0], gr.Slider(1, len(history), value=len(history), step=1,
-                                                              visible=True), history, f"done: {len(history)} steps")
+                                                              visible=True), history, done(len(history)))
 
 
 def replay(step, history):
@@ -214,7 +223,7 @@ def chat(pipe, image, message, history, steps, sampler, seed):
         history[-1] = {"role": "assistant", "content": partial_answer}
         yield history, view, "", f"step {state.step + 1}/{state.num_steps}"
     history[-1] = {"role": "assistant", "content": pipe.decode_text(state)[0] or "(no answer)"}
-    yield history, view, "", f"done: {state.num_steps} steps"
+    yield history, view, "", done(state.num_steps)
 
 
 def fresh_scene():
@@ -265,14 +274,16 @@ def generate_tab(pipe: DualDiffusionPipeline, example_prompts: list[str]) -> Non
             if example_prompts:
                 gr.Examples([[p] for p in example_prompts], inputs=[prompt], label="Example prompts")
         with gr.Column():
-            image_out = gr.Image(label="Denoising (predicted clean image)", type="pil", format="png",
-                                 height=VIEW_SIDE, width=VIEW_SIDE)
+            gr.Markdown("**Denoising** (the predicted clean image at each step)")
+            image_out = gr.Image(show_label=False, type="pil", format="png", height=VIEW_SIDE,
+                                 elem_classes=["pixel-view"])  # no label: it covered the image's top
             status = gr.Markdown()
-            strip = gr.Gallery(label="Every step", columns=8, height=140)
+            strip = gr.Gallery(label="Every step", columns=5, height="auto")  # 5 wide: wider rows overflow the column
             gif = gr.File(label="The whole process (GIF)")
     event = go.click(partial(generate, pipe), [prompt, negative, steps, guidance, seed, random_seed],
                      [image_out, strip, gif, status], api_name="generate", **HEAVY)
-    stop.click(stopped, status, status, cancels=[event], queue=False)
+    # cancel first, then say where it stopped: an update still in flight cannot overwrite the message
+    stop.click(None, None, None, cancels=[event], queue=False).then(stopped, status, status, queue=False)
 
 
 def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
@@ -290,7 +301,7 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
                 stop = gr.Button("Stop")
         with gr.Column():
             tokens = gr.HighlightedText(label="Tokens (▒ masked, orange: revealed this step)",
-                                        color_map=COLORS, show_legend=True, combine_adjacent=False)
+                                        color_map=CAPTION_COLORS, show_legend=True, combine_adjacent=False)
             text = gr.Textbox(label="Caption")
             status = gr.Markdown()
             replay_slider = gr.Slider(1, 2, value=1, step=1, label="Replay step", visible=False)
@@ -299,7 +310,8 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     event = go.click(partial(caption, pipe), [image, steps, length, sampler, seed],
                      [tokens, text, replay_slider, history, status], api_name="caption", **HEAVY)
     replay_slider.change(replay, [replay_slider, history], [tokens], queue=False)
-    stop.click(stopped, status, status, cancels=[event], queue=False)
+    # cancel first, then say where it stopped: an update still in flight cannot overwrite the message
+    stop.click(None, None, None, cancels=[event], queue=False).then(stopped, status, status, queue=False)
 
 
 def text_controls(image: gr.Image, example_images: list[str], steps: int, sampler: str) -> tuple:
@@ -330,7 +342,8 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     inputs, outputs = [image, question, chatbot, steps, sampler, seed], [chatbot, tokens, question, status]
     ask_event = ask.click(partial(chat, pipe), inputs, outputs, api_name="ask", **HEAVY)
     submit_event = question.submit(partial(chat, pipe), inputs, outputs, api_name=False, **HEAVY)
-    stop.click(stopped, status, status, cancels=[ask_event, submit_event], queue=False)
+    stop.click(None, None, None, cancels=[ask_event, submit_event], queue=False).then(stopped, status, status,
+                                                                                        queue=False)
     clear.click(lambda: ([], None, "", ""), None, [chatbot, tokens, question, status], queue=False)
 
 
@@ -349,9 +362,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None, help="default: $GRADIO_SERVER_NAME, else 127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT, else 7860")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--lora", default=None, help="LoRA weights to load onto the model (a training run's lora/)")
     args = parser.parse_args(argv)
     try:
         pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+        if args.lora:
+            pipe.load_lora_weights(args.lora)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}")
     launch(build_demo(pipe), args.host, args.port, share=args.share)
@@ -378,7 +394,8 @@ def launch(demo: gr.Blocks, host: str | None, port: int | None, share: bool = Fa
     With ``block=False`` the server runs in a background thread (tests); stop it with ``demo.close()``."""
     demo.queue(default_concurrency_limit=1, max_size=max_queue)
     _advise_on_full_queue(demo)
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block)
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block,
+                css=CSS)
     return demo.local_url
 
 

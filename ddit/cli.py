@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    common.add_argument("--lora", default=None, help="LoRA weights to load onto the model (a training run's lora/)")
     text = argparse.ArgumentParser(add_help=False)
     text.add_argument("--sampler", choices=SAMPLERS, default=None,
                       help="text sampler: the paper's ancestral one or confidence-based (default: the model's)")
@@ -103,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         image = load_image(args.image)
     pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    if args.lora:
+        pipe.load_lora_weights(args.lora)
     if args.command != "generate":
         with Image.open(args.image) as original:
             for note in input_notes(original.size, image, pipe.resolution):

@@ -22,6 +22,7 @@ from .checks import as_integer, check_guidance, check_steps, check_text_length
 from .flow_matching import classifier_free_guidance, predicted_clean
 from .image_inputs import load_image, resize_and_center_crop
 from .latents import decode_latents, encode_latents, vae_scale_factor
+from .lora import LoraMixin
 from .masked_diffusion import subs_log_probs
 from .task_defaults import SHORT_ANSWER_INSTRUCTION, TaskDefaults
 from .text_layout import TextBatch, decode_responses, end_token_id, layout, mask_token_id, prompt_ids
@@ -71,13 +72,13 @@ def _as_list(value, name: str) -> list:
     return items
 
 
-class DualDiffusionPipeline(DiffusionPipeline):
+class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
     """One D-DiT for text-to-image, image captioning and visual question answering.
 
     Components: ``transformer`` (:class:`DualDiffusionTransformer`), ``vae`` (``AutoencoderKL``),
     ``text_encoder`` (a bidirectional transformers encoder), ``tokenizer`` (with a mask token), and
     ``scheduler`` (``FlowMatchEulerDiscreteScheduler``). ``task_defaults`` (saved with the model) sets
-    what calling a task with no options does.
+    what calling a task with no options does. LoRA adapters: ``load_lora_weights``, ``fuse_lora`` (``ddit.lora``).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"

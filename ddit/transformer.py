@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import JointTransformerBlock
 from diffusers.models.embeddings import PatchEmbed, TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
@@ -43,8 +44,11 @@ class TimestepOnlyEmbedding(nn.Module):
         return self.timestep_embedder(self.time_proj(timestep).to(dtype))  # (b, d)
 
 
-class DualDiffusionTransformer(ModelMixin, ConfigMixin):
+class DualDiffusionTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
     """MM-DiT with an image head (velocity) and a text head (vocabulary logits).
+
+    ``PeftAdapterMixin`` (as on SD3's transformer) gives it diffusers' LoRA methods: ``add_adapter`` for
+    training, ``set_adapters``, ``disable_lora``; ``ddit.lora`` builds the pipeline's LoRA support on them.
 
     The timestep is in scheduler units (0 = clean, 1000 = noise), as in SD3. The text task runs with
     timestep 0 and a clean image; with no image at all, ``null_image_embd`` stands in for it.

@@ -14,6 +14,7 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
 
 from ddit.latents import vae_scale_factor
 from ddit.loading import load_sd3_components
+from ddit.lora import add_adapter, lora_config
 from ddit.pipeline import DualDiffusionPipeline
 from ddit.presets import build_text_encoder, build_transformer, get_size
 from ddit.testing import tiny_vae
@@ -21,7 +22,7 @@ from ddit.text_layout import mask_token_id
 from ddit.word_tokenizer import build_word_tokenizer
 from shapes_world.vocabulary import vocabulary
 
-from .config import DataConfig, ModelConfig
+from .config import DataConfig, LoraConfig, ModelConfig
 
 TEXT_ENCODER_POLICIES = ("all", "mask_embedding", "none")
 
@@ -82,3 +83,15 @@ def text_encoder_params(text_encoder: torch.nn.Module, tokenizer, policy: str) -
     keep[mask_token_id(tokenizer)] = 1.0
     table.register_hook(lambda grad: grad * keep.to(grad.device, grad.dtype))
     return [table]
+
+
+def add_lora(parts: dict, cfg: LoraConfig, text_encoder_policy: str) -> None:
+    """Freeze the transformer and the text encoder and add the LoRA adapters that train instead (``lora:``)."""
+    if text_encoder_policy != "none":  # a trained text-encoder weight would be missing from the adapter file
+        raise ValueError(f"lora.enabled trains adapters only, but model.train_text_encoder is "
+                         f"{text_encoder_policy!r}: set it to 'none' (and lora.text_encoder: true for adapters there)")
+    parts["text_encoder"].requires_grad_(False)
+    add_adapter(parts["transformer"], lora_config(cfg.rank, cfg.alpha, cfg.target_modules, cfg.dropout))
+    if cfg.text_encoder:
+        config = lora_config(cfg.rank, cfg.alpha, cfg.text_encoder_target_modules, cfg.dropout)
+        add_adapter(parts["text_encoder"], config)

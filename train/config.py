@@ -1,7 +1,7 @@
 """Training configuration: dataclasses with the reasons for their defaults, loadable from YAML.
 
-A YAML file has the sections ``model``, ``data``, ``loss``, ``optim``, ``log`` and the top-level keys ``seed``,
-``output_dir``, ``task_defaults`` (sampling defaults saved with the trained pipeline) and ``base``:
+A YAML file has the sections ``model``, ``data``, ``loss``, ``optim``, ``log``, ``lora`` and the top-level keys
+``seed``, ``output_dir``, ``task_defaults`` (sampling defaults saved with the trained pipeline) and ``base``:
 - ``base: other.yaml`` (relative to the file) starts from that file; each section then changes only the keys
   it names (a value that is itself a mapping, like ``question_weights``, is replaced whole);
 - unknown keys are an error, so a typo never silently trains with a default;
@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ddit.losses import JointLossConfig
+from ddit.lora import TEXT_ENCODER_TARGETS, TRANSFORMER_TARGETS
 
 
 @dataclass
@@ -57,6 +58,10 @@ class DataConfig:
     latent_pool_cache: str | None = None
     t2i_from_response: bool = True  # files: the T2I prompt is the response (captions); False: empty prompt
     shuffle_buffer: int = 1000  # files: samples shuffled in a buffer of this size
+    # files: processes that decode and resize images beside training (a torch DataLoader; the data and its
+    # order are the same for any value). 0 reads in the training process, as before: no worker start-up or
+    # memory, enough for small images; raise it when decoding shows in samples/s (benchmarks/data_loading.py)
+    num_workers: int = 0
 
 
 @dataclass
@@ -89,6 +94,25 @@ class LogConfig:
     keep_checkpoints: int = 2
 
 
+@dataclass
+class LoraConfig:
+    # True: train LoRA adapters (peft) on a frozen model instead of its weights: a file of a few MB or less
+    # to share, and optimizer and EMA state for the adapters only. Start from a trained model (model.init
+    # "pipeline:PATH" or "sd3:PATH"): a new model's zeroed gates and heads would give adapters no gradient.
+    # Needs model.train_text_encoder: none (the text encoder's base weights stay frozen too)
+    enabled: bool = False
+    rank: int = 16  # the updates' rank: more learns more and makes a larger file
+    alpha: float = 16.0  # the update is scaled by alpha / rank; alpha = rank (scale 1) is diffusers' default
+    dropout: float = 0.0  # dropout on the adapters' input; short fine-tunes do without
+    # transformer layers that get adapters (peft names, matched at the end of module names): the attention
+    # projections of both streams of diffusers' JointTransformerBlock; add ddit.lora.FEED_FORWARD_TARGETS
+    # ("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2") for more capacity
+    target_modules: list[str] = field(default_factory=lambda: list(TRANSFORMER_TARGETS))
+    text_encoder: bool = False  # True: adapters on the text encoder too (it runs in eval mode: no dropout)
+    # BERT (new models) and T5 (SD3 / released models) attention; a name a model lacks matches nothing
+    text_encoder_target_modules: list[str] = field(default_factory=lambda: list(TEXT_ENCODER_TARGETS))
+
+
 # task_defaults keys that follow from the data settings (a config that sets them is refused)
 DERIVED_DEFAULTS = {"resolution": "resolution", "max_sequence_length": "prompt_length",
                     "max_prompt_length": "text_length"}
@@ -101,6 +125,7 @@ class TrainConfig:
     loss: JointLossConfig = field(default_factory=JointLossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)  # off: full training, as before
     seed: int = 0
     output_dir: str = "runs/default"
     task_defaults: dict = field(default_factory=dict)  # saved into the pipeline's model_index.json

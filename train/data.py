@@ -3,15 +3,13 @@
 Both sources are deterministic in the micro-step index (and the process index), which is what makes
 ``--resume`` exact and gives each data-parallel process different data:
 - Shapes-World draws micro-step ``k`` of process ``r`` from ``np.random.default_rng([seed, r, k])``;
-- files are read in a fixed shuffled order, process ``r`` taking every ``world``-th sample; on resume
-  the consumed samples are skipped.
+- files are read in a fixed shuffled order, process ``r`` taking every ``world``-th record (``loader.py``,
+  the same order with or without DataLoader workers); on resume the consumed positions are skipped, undecoded.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ from ddit.text_layout import layout
 from shapes_world.examples import PROMPTS as SHAPES_WORLD_PROMPTS
 
 from .config import DataConfig
+from .loader import MAX_BAD_IN_A_ROW, FileStream, open_stream
 from .readers import open_dataset
 
 _PIXELS = VaeImageProcessor()  # the pipeline's pixel convention: [-1, 1], (b, 3, h, w)
@@ -94,7 +93,8 @@ class ShapesWorldSource:
 
 
 class FileSource:
-    """Real image-text data (caption JSON, JSONL, webdataset, LLaVA) with a shuffle buffer."""
+    """Real image-text data (caption JSON, JSONL, webdataset, LLaVA) with a shuffle buffer; images decoded in
+    ``cfg.num_workers`` DataLoader workers, or here with 0."""
 
     def __init__(self, cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int = 0,
                  num_processes: int = 1):
@@ -102,28 +102,12 @@ class FileSource:
             raise ValueError("data.kind 'files' needs data.path")
         self.cfg, self.defaults = cfg, defaults
         self.seed, self.rank, self.world = seed, process_index, num_processes
-        self.reader = open_dataset(cfg.path)
-        self.consumed = 0  # samples this process has taken: the data position saved in checkpoints
-        self._stream = self._iterate()
+        self.consumed = 0  # positions this process has taken: the data position saved in checkpoints
+        self._stream = self._open(0)
 
-    def _iterate(self) -> Iterator[Example]:
-        epoch = 0
-        while True:
-            rng = random.Random(self.seed * 1_000_003 + epoch)
-            buffer: list = []
-            kept = 0
-            for i, sample in enumerate(self.reader):
-                if i % self.world != self.rank:
-                    continue
-                kept += 1
-                buffer.append(sample)
-                if len(buffer) >= max(1, self.cfg.shuffle_buffer):
-                    yield self._to_example(buffer.pop(rng.randrange(len(buffer))))
-            rng.shuffle(buffer)
-            yield from (self._to_example(s) for s in buffer)
-            if kept == 0:
-                raise ValueError(f"No usable samples in {self.cfg.path} for process {self.rank}.")
-            epoch += 1
+    def _open(self, start: int):
+        stream = FileStream(self.cfg, self.seed, self.rank, self.world, start)
+        return open_stream(stream, self.cfg.num_workers)
 
     def _to_example(self, sample) -> Example:
         t2i = sample.response if self.cfg.t2i_from_response else ""
@@ -133,19 +117,24 @@ class FileSource:
         return Example(sample.image, t2i, text_prompt, sample.response)
 
     def examples(self, index: int, n: int) -> list[Example]:
-        out = [next(self._stream) for _ in range(n)]
-        self.consumed += n
+        out, bad = [], 0
+        while len(out) < n:
+            sample = next(self._stream)
+            self.consumed += 1
+            if sample is not None:
+                out.append(self._to_example(sample))
+                bad = 0
+            elif (bad := bad + 1) >= MAX_BAD_IN_A_ROW:
+                raise ValueError(f"{self.cfg.path}: {bad} undecodable images in a row; is the data corrupt?")
         return out
 
     def state(self) -> dict:
         return {"consumed": self.consumed}
 
     def load_state(self, state: dict) -> None:
-        """Skip what was consumed before the checkpoint (same order: same seed and shards)."""
-        self._stream = self._iterate()
-        for _ in range(state.get("consumed", 0)):
-            next(self._stream)
+        """Continue after what was consumed before the checkpoint (same order: same seed and shards)."""
         self.consumed = state.get("consumed", 0)
+        self._stream = self._open(self.consumed)
 
 
 def latent_pool_scenes(cfg: DataConfig, seed: int) -> list:

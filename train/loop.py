@@ -4,7 +4,9 @@ EMA, warm-up then constant LR, clipping, checkpoints with exact resume, logs, lo
 Run folder: ``config.yaml``, ``metrics.jsonl``, ``loss.png``, ``samples/step_*.png``,
 ``checkpoints/step_*`` (accelerate state: model, optimizer, LR scheduler, RNG, EMA, step, data position;
 written whole or not at all, see ``checkpoints.py``) and, at the end, ``pipeline/``: a
-``DualDiffusionPipeline`` folder with the EMA weights.
+``DualDiffusionPipeline`` folder with the EMA weights. A LoRA run (``lora.enabled``) also writes ``lora/``:
+the EMA adapters alone, ``pytorch_lora_weights.safetensors`` (``ddit.lora``, for ``pipe.load_lora_weights``),
+and its ``pipeline/`` holds them merged into the base weights (a plain pipeline, sampling at full speed).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from ddit.latents import encode_latents
+from ddit.lora import COMPONENTS, save_lora_weights
 from ddit.losses import JointLossConfig, LossBreakdown, joint_loss
 from ddit.pipeline import DualDiffusionPipeline
 from ddit.task_defaults import TaskDefaults
@@ -36,9 +39,10 @@ from ddit.text_scheduler import MaskedDiffusionScheduler
 from . import reporting
 from .checkpoints import checkpoints, latest_checkpoint  # noqa: F401  (importable from here, as before)
 from .checkpoints import check_free_space, check_output_dir, checkpoint_bytes, remove_partial, save_checkpoint
-from .components import build_components, text_encoder_params
+from .components import add_lora, build_components, text_encoder_params
 from .config import TrainConfig
 from .data import collate, latent_pool, latent_pool_scenes, make_source, sample_prompts
+from .distributed import clip_order, configure, ema_parts, final_parts, register_checkpointing, throwaway_pass
 from .optimizer import build_adamw, param_groups
 
 logger = logging.getLogger(__name__)
@@ -131,8 +135,11 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     )
     set_seed(cfg.seed)  # identical initial weights in every process
     parts = build_components(cfg.model, cfg.data)
+    if cfg.lora.enabled:  # before the optimizer and EMA, which then hold the adapters only
+        add_lora(parts, cfg.lora, cfg.model.train_text_encoder)
     tokenizer, vae = parts["tokenizer"], parts["vae"].eval().requires_grad_(False).to(accelerator.device)
     objective = JointObjective(parts["transformer"], parts["text_encoder"], mask_token_id(tokenizer), cfg.loss)
+    configure(accelerator, objective, cfg)  # FSDP (also on CPUs), DeepSpeed's batch settings
     o = cfg.optim
     groups = _param_groups(cfg, parts)
     # the size is known only now; still before the first step, so a full disk never costs a run's work
@@ -145,9 +152,10 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     lr_schedule = get_scheduler(o.lr_schedule, optimizer, num_warmup_steps=o.warmup_steps * accelerator.num_processes,
                                 num_training_steps=o.max_steps * accelerator.num_processes)
     objective, optimizer, lr_schedule = accelerator.prepare(objective, optimizer, lr_schedule)
-    trained = [p for g in groups for p in g["params"]]
+    trained = [p for g in optimizer.param_groups for p in g["params"]]  # FSDP's sharded ones replace the originals
     ema, progress = EMAModel(trained, decay=o.ema_decay, foreach=True), Progress()
-    accelerator.register_for_checkpointing(ema, progress)
+    register_checkpointing(accelerator, ema, optimizer)  # first: the EMA keeps slot 0 of earlier checkpoints
+    accelerator.register_for_checkpointing(progress)
     defaults = TaskDefaults.from_dict(cfg.sampling_defaults())
     pool = _latent_pool(cfg, vae, accelerator, out) if cfg.data.kind == "shapes_world" and cfg.data.latent_pool else None
     source = make_source(cfg.data, defaults, cfg.seed, accelerator.process_index, accelerator.num_processes, pool)
@@ -181,7 +189,12 @@ def _rewrite_jsonl(path: Path, records: list[dict]) -> None:
 
 
 def _param_groups(cfg: TrainConfig, parts: dict) -> list[dict]:
-    """The transformer's parameters, then what trains of the text encoder (frozen rows must not decay)."""
+    """The transformer's parameters, then what trains of the text encoder (frozen rows must not decay);
+    with LoRA, the adapters of each (``add_lora`` froze everything else)."""
+    if cfg.lora.enabled:
+        trained = [(parts[name], [p for p in parts[name].parameters() if p.requires_grad], cfg.optim.weight_decay)
+                   for name in ("transformer", "text_encoder")]
+        return param_groups(trained, cfg.optim.decay_all)
     te_params = text_encoder_params(parts["text_encoder"], parts["tokenizer"], cfg.model.train_text_encoder)
     te_decay = cfg.optim.weight_decay if cfg.model.train_text_encoder == "all" else 0.0
     trained = [(parts["transformer"], list(parts["transformer"].parameters()), cfg.optim.weight_decay),
@@ -216,7 +229,7 @@ def train_step(run: Run, window: dict, flops_per_step: float | None) -> float:
                 loss = run.objective(*inputs, make_generator())
             accelerator.backward(loss.total)
             if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(run.trained, o.grad_clip)
+                accelerator.clip_grad_norm_(clip_order(accelerator, run.objective, run.trained), o.grad_clip)
             run.optimizer.step()
             run.lr_schedule.step()
             run.optimizer.zero_grad(set_to_none=True)
@@ -239,7 +252,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     peak = reporting.measure_matmul_peak(torch.bfloat16 if o.mixed_precision == "bf16" else torch.float32,
                                          device=accelerator.device)
     accelerator.print(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s; params: transformer "
-                      f"{sum(p.numel() for p in run.parts['transformer'].parameters()) / 1e6:.2f}M")
+                      f"{sum(p.numel() for p in run.parts['transformer'].parameters()) / 1e6:.2f}M, "
+                      f"trained {sum(p.numel() for p in run.trained) / 1e6:.3f}M")
     flops_per_step, window = None, _new_window()
     prompts = sample_prompts(cfg.data, cfg.log.sample_prompts) if main else []
     bar = tqdm(total=o.max_steps, initial=progress.step, disable=not main, desc="train", dynamic_ncols=True)
@@ -260,20 +274,30 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             window = _new_window()
         if progress.step % log.checkpoint_every == 0 or progress.step == o.max_steps:
             save_checkpoint(accelerator, run.out, progress.step, log.keep_checkpoints)
-        if main and (progress.step % log.sample_every == 0 or progress.step == o.max_steps):
-            with _ema_weights(run.ema, run.trained):
-                _write_samples(run.parts, run.defaults, prompts, run.out / "samples" / f"step_{progress.step:06d}.png")
+        if progress.step % log.sample_every == 0 or progress.step == o.max_steps:
+            # every process: under FSDP the EMA weights are gathered from all of them; the main one samples
+            with ema_parts(accelerator, run.parts, run.objective, run.ema, run.trained) as parts:
+                if parts is not None:
+                    _write_samples(parts, run.defaults, prompts, run.out / "samples" / f"step_{progress.step:06d}.png")
     bar.close()
     return _finish(run)
 
 
 def _finish(run: Run) -> Path:
-    """Save the EMA weights as a pipeline folder (main process), with the config that made it."""
+    """Save the EMA weights as a pipeline folder (main process), with the config that made it; a LoRA run
+    saves its adapters alone into ``lora/`` first, then merges them into the pipeline's weights."""
     run.accelerator.wait_for_everyone()
     folder = run.out / "pipeline"
+    # every process: under FSDP the EMA weights are gathered from all of them into full copies
+    parts = final_parts(run.accelerator, run.parts, run.objective, run.ema, run.trained)
     if run.accelerator.is_main_process:
-        run.ema.copy_to(run.trained)
-        DualDiffusionPipeline(**run.parts, task_defaults=run.defaults.to_dict()).save_pretrained(folder)
+        pipe = DualDiffusionPipeline(**parts, task_defaults=run.defaults.to_dict())
+        if run.cfg.lora.enabled:
+            path = save_lora_weights(run.out / "lora", {name: parts[name] for name in COMPONENTS})
+            run.accelerator.print(f"saved LoRA adapters ({path.stat().st_size / 1e6:.2f} MB) to {path}")
+            pipe.fuse_lora()
+            pipe.unload_lora_weights()  # plain layers holding the merged weights: an ordinary pipeline folder
+        pipe.save_pretrained(folder)
         shutil.copy(run.out / "config.yaml", folder / "train_config.yaml")
         run.accelerator.print(f"saved pipeline (EMA weights) to {folder}")
     run.accelerator.end_training()
@@ -283,7 +307,7 @@ def _finish(run: Run) -> Path:
 def _count_flops(accelerator: Accelerator, objective, inputs: tuple, generator) -> float:
     """FLOPs of one forward + backward, measured on a throw-away pass (gradients discarded), so that
     the counted pass's attention kernel never touches the trained weights (resume stays exact)."""
-    with accelerator.no_sync(objective), reporting.FlopCount() as counter:
+    with throwaway_pass(accelerator, objective), reporting.FlopCount() as counter:
         with accelerator.autocast():
             loss = objective(*inputs, generator)
         loss.total.backward()
@@ -301,20 +325,6 @@ def _log_record(step: int, window: dict, flops_per_step: float | None, peak: flo
         "lr": lr, "samples_per_s": window["samples"] / seconds, "gflops_per_s": flops_per_s / 1e9,
         "mfu": flops_per_s / peak,
     }
-
-
-class _ema_weights:
-    """Context: the trained parameters hold the EMA weights inside, their own weights again after."""
-
-    def __init__(self, ema: EMAModel, params: list):
-        self.ema, self.params = ema, params
-
-    def __enter__(self):
-        self.ema.store(self.params)
-        self.ema.copy_to(self.params)
-
-    def __exit__(self, *exc):
-        self.ema.restore(self.params)
 
 
 @torch.no_grad()

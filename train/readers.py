@@ -40,9 +40,16 @@ _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 
 @dataclass
+class Pending:
+    """An image not decoded yet (`Reader.undecoded`): its file or bytes, and where it came from."""
+    source: Path | bytes
+    label: str
+
+
+@dataclass
 class Sample:
     """One training example before tokenisation."""
-    image: Image.Image  # RGB
+    image: Image.Image | Pending  # RGB; Pending only from `Reader.undecoded`
     prompt: str  # conditioning text kept clean (instruction / question), "" for plain captions
     # text the model learns to generate (caption or answer); also the T2I prompt for caption data
     response: str
@@ -94,6 +101,23 @@ class Reader:
         finally:
             self.stats.log_summary()
 
+    def undecoded(self, stats: SkipCounter | None = None) -> Iterator[Sample]:
+        """One pass with every image left `Pending`, so that a loader decodes only its own share (see
+        `decode_sample`). Counts into `stats` (default `self.stats`, reset); "bad_image" is the decoder's."""
+        stats = self.stats if stats is None else stats
+        stats.reset()
+        for sample in self._rows(stats, decode=False):
+            stats.kept += 1
+            yield sample
+
+
+def decode_sample(sample: Sample, stats: SkipCounter) -> Sample | None:
+    """`sample` with its `Pending` image decoded, or None when it cannot be (counted as "bad_image")."""
+    if not isinstance(sample.image, Pending):
+        return sample
+    image = _decode_or_skip(stats, sample.image.source, sample.image.label)
+    return None if image is None else Sample(image, sample.prompt, sample.response)
+
 
 # ----------------------------------------------------------------------------- images
 def _open_image(source: Path | bytes) -> Image.Image:
@@ -113,13 +137,19 @@ def _decode_or_skip(stats: SkipCounter, source: Path | bytes, label: str) -> Ima
         return None
 
 
-def _sample_from_file(stats: SkipCounter, path: Path, prompt: str, response: str) -> Sample | None:
+def _image(stats: SkipCounter, source: Path | bytes, label: str, decode: bool) -> Image.Image | Pending | None:
+    """The decoded image (None if undecodable), or without `decode` a `Pending` for the loader to decode."""
+    return _decode_or_skip(stats, source, label) if decode else Pending(source, label)
+
+
+def _sample_from_file(stats: SkipCounter, path: Path, prompt: str, response: str,
+                      decode: bool = True) -> Sample | None:
     """Checks text first, so that rows to be skipped are never decoded."""
     if not response:
         stats.skip("no_text", str(path))
     elif not path.is_file():
         stats.skip("missing_image", str(path))
-    elif (image := _decode_or_skip(stats, path, str(path))) is not None:
+    elif (image := _image(stats, path, str(path), decode)) is not None:
         return Sample(image, prompt, response)
     return None
 
@@ -155,7 +185,7 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
 Parse = Callable[[dict], tuple[Any, str, str]]  # record -> (image reference, prompt, response)
 
 
-def _iter_manifest(stats: SkipCounter, path: Path, root: Path, parse: Parse) -> Iterator[Sample]:
+def _iter_manifest(stats: SkipCounter, path: Path, root: Path, parse: Parse, decode: bool = True) -> Iterator[Sample]:
     """The loop shared by the JSON readers; `parse` is the only per-format part."""
     for where, row in _records(path):
         stats.total += 1
@@ -166,7 +196,7 @@ def _iter_manifest(stats: SkipCounter, path: Path, root: Path, parse: Parse) -> 
         if not isinstance(image, str) or not image:
             stats.skip("no_image", where)  # e.g. LLaVA's text-only conversations
         # root / an absolute path is that absolute path
-        elif sample := _sample_from_file(stats, root / Path(image).expanduser(), prompt, response):
+        elif sample := _sample_from_file(stats, root / Path(image).expanduser(), prompt, response, decode):
             yield sample
 
 
@@ -293,7 +323,7 @@ def _wds_text(data: bytes, ext: str) -> str:
 
 
 def _iter_webdataset(stats: SkipCounter, shards: list[str], image_exts: tuple[str, ...],
-                     text_exts: tuple[str, ...]) -> Iterator[Sample]:
+                     text_exts: tuple[str, ...], decode: bool = True) -> Iterator[Sample]:
     for shard in shards:
         try:
             for key, files in _tar_groups(shard, set(image_exts) | set(text_exts)):
@@ -305,7 +335,7 @@ def _iter_webdataset(stats: SkipCounter, shards: list[str], image_exts: tuple[st
                     stats.skip("no_image", label)
                 elif not text:
                     stats.skip("no_text", label)
-                elif (image := _decode_or_skip(stats, files[image_ext], label)) is not None:
+                elif (image := _image(stats, files[image_ext], label, decode)) is not None:
                     yield Sample(image, "", text)
         except _TAR_ERRORS as e:  # missing, truncated or not a tar: keep what came before
             stats.skip("bad_shard", f"{shard}: {type(e).__name__}: {e}")
