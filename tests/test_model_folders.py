@@ -84,3 +84,27 @@ def test_front_ends_exit_with_one_line(good, tmp_path, how, command):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert lines[-1].startswith("error: ") and CASES[how][0] in lines[-1]
+
+
+def test_a_hub_id_downloads_only_what_a_pipeline_reads(tmp_path, monkeypatch):
+    import fnmatch
+
+    import huggingface_hub
+
+    from ddit.loading import resolve_folder
+    asked = {}
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        asked.update(repo_id=repo_id, allow_patterns=allow_patterns)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    assert resolve_folder("JleeOfficial/dual_diff_sd3_512_sft") == tmp_path
+    assert asked["repo_id"] == "JleeOfficial/dual_diff_sd3_512_sft"
+    wanted = ["model_index.json", "transformer/config.json", "tokenizer/spiece.model", "mask_token_emb.00-of-01.pth",
+              "transformer/diffusion_pytorch_model-00001-of-00002.safetensors", "text_encoder/model.safetensors",
+              "transformer/diffusion_pytorch_model.safetensors.index.json"]
+    unwanted = ["transformer/diffusion_pytorch_model.bin", "checkpoints/step_1000/optimizer.bin", "notebook.ipynb",
+                "images/sample.png"]
+    matches = lambda name: any(fnmatch.fnmatch(name, p) for p in asked["allow_patterns"])  # noqa: E731
+    assert all(matches(n) for n in wanted) and not any(matches(n) for n in unwanted)
