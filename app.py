@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 import shapes_world as sw
+from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
 from ddit import DualDiffusionPipeline, TextStep
 from ddit.cli import DEFAULT_MODEL
 from ddit.checks import GUIDANCE_RANGE, MAX_STEPS, seeded_generator
@@ -246,7 +247,7 @@ def build_demo(pipe: DualDiffusionPipeline) -> gr.Blocks:
                     "Each result is denoised step by step in front of you: images by flow matching, "
                     "text by unmasking tokens.")
         with gr.Tab("Generate"):
-            generate_tab(pipe, _example_prompts())
+            generate_tab(pipe, list(EXAMPLE_PROMPTS))  # the domain's own (also assets/examples/prompts.txt)
         with gr.Tab("Caption"):
             caption_tab(pipe, example_images)
         with gr.Tab("Chat"):
@@ -345,13 +346,6 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     stop.click(None, None, None, cancels=[ask_event, submit_event], queue=False).then(stopped, status, status,
                                                                                         queue=False)
     clear.click(lambda: ([], None, "", ""), None, [chatbot, tokens, question, status], queue=False)
-
-
-def _example_prompts() -> list[str]:
-    path = EXAMPLES_DIR / "prompts.txt"
-    if not path.is_file():
-        return []
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:
