@@ -22,7 +22,6 @@ except ImportError:  # everywhere else the handlers run as they are
         return fn
 
 import argparse
-import logging
 import random
 import tempfile
 from functools import partial
@@ -36,18 +35,19 @@ import shapes_world as sw
 from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
 from ddit import DualDiffusionPipeline, TextStep
 from ddit.cli import DEFAULT_MODEL
+from app_inputs import (  # noqa: F401  (re-exported: app.stopped, app.user_error, ...)
+    VIEW_SIDE, check_prompt_words, done, image_input, number, read_image, start, stopped, user_error,
+    warn_unknown_words,
+)
 from ddit.checks import GUIDANCE_RANGE, MAX_STEPS, seeded_generator
-from ddit.image_inputs import input_notes, load_image
 from ddit.task_defaults import SAMPLERS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
-VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
 MASK_GLYPH, END_GLYPH = "▒", "·"
 COLORS = {"masked": "#d0d0d0", "new": "#ffb347", "question": "#9ec5fe"}
 CAPTION_COLORS = {k: v for k, v in COLORS.items() if k != "question"}  # captions have no question to show
 # small images fill their box, drawn with square pixels (a 64x64 upload is otherwise a speck in a wide box)
 CSS = ".pixel-view img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
-log = logging.getLogger("ddit.app")
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -77,87 +77,6 @@ def token_view(pipe: DualDiffusionPipeline, state: TextStep, row: int = 0) -> li
     return [(text.strip() + " ", label) for text, label in view]  # spaced: unlabelled spans would run together
 
 
-def user_error(message: str) -> gr.Error:
-    """An error for the person at the browser: shown as is, logged as one line (never a traceback)."""
-    log.warning("user error: %s", message)
-    return gr.Error(message, print_exception=False)
-
-
-def image_input(**kwargs) -> gr.Image:
-    """An image upload that reads files the way the CLI does (``ddit.image_inputs.load_image``): anything that is
-    not a readable image, or too small to show anything, gets the same message as there instead of gradio's bare
-    "Error". Hands the handlers an RGB PIL image whose ``info["original_size"]`` is the upload's size.
-    (An instance's ``preprocess`` is replaced: a subclass of a gradio component writes a .pyi beside this file.)"""
-    component = gr.Image(type="pil", image_mode=None, height=VIEW_SIDE, elem_classes=["pixel-view"], **kwargs)
-    inline = component.preprocess
-
-    def preprocess(payload):
-        if payload is None:
-            return None
-        if payload.path is None:  # an inline (base64) image: gradio decodes it
-            image = inline(payload)
-            size = image.size
-        else:
-            name = payload.orig_name or Path(payload.path).name
-            try:
-                image = load_image(payload.path)
-            except ValueError as err:
-                raise user_error(str(err).replace(str(payload.path), name)) from None
-            with Image.open(payload.path) as original:
-                size = original.size
-        image.info["original_size"] = size
-        return image
-
-    component.preprocess = preprocess
-    return component
-
-
-def read_image(pipe: DualDiffusionPipeline, image) -> Image.Image:
-    """The uploaded image; what the model will do to it is said in a notice."""
-    if image is None:
-        raise user_error("Please upload an image or pick an example first.")
-    image = load_image(image)
-    for note in input_notes(image.info.get("original_size", image.size), image, pipe.resolution):
-        gr.Info(f"Note: {note}.")
-    return image
-
-
-def number(value, name: str):
-    """A number box's value for the pipeline: whole numbers as ints, anything else unchanged (the pipeline's checks
-    say what is wrong with it); an empty box is asked for."""
-    if value is None or value == "":
-        raise user_error(f"Please enter a value for {name}.")
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def start(make_iterator):
-    """The pipeline's step iterator, its input errors turned into messages for the user."""
-    try:
-        return make_iterator()
-    except ValueError as err:
-        raise user_error(str(err)) from None
-
-
-def done(steps: int) -> str:
-    """The status line of a finished run."""
-    return f"done: {steps} step{'s' if steps != 1 else ''}"
-
-
-def stopped(status: str) -> str:
-    """The status line after Stop: where the run was."""
-    return f"stopped at {status}" if status and status.startswith("step ") else status
-
-
-def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
-    """A notice naming the words the model's vocabulary does not have (they are read as unknown)."""
-    unk = pipe.tokenizer.unk_token_id
-    if unk is None:
-        return
-    unknown = [w for w in text.split() if unk in pipe.tokenizer(w, add_special_tokens=False)["input_ids"]]
-    if unknown:
-        gr.Warning(f"Not in the model's vocabulary (read as unknown): {', '.join(unknown[:8])}")
-
-
 # ----------------------------------------------------------------------------- handlers
 @on_gpu
 def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
@@ -165,10 +84,10 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     if not prompt or not prompt.strip():
         raise user_error("Please write a prompt, e.g. “a large red circle at the top left”.")
     seed = random.randrange(2**31) if random_seed else number(seed, "Seed")
+    check_prompt_words(pipe, prompt)
     steps_iter = start(lambda: pipe.iter_generate(
         prompt.strip(), negative_prompt=negative or None, num_inference_steps=number(steps, "Steps"),
         guidance_scale=number(guidance, "Guidance"), generator=seeded_generator(seed)))
-    warn_unknown_words(pipe, prompt)
     frames = []
     for state in steps_iter:
         preview = pipe.decode_latents(state.pred_clean)[0]

@@ -86,3 +86,33 @@ def parse_caption(text: str) -> Scene:
     if caption(scene) != " ".join(text.strip().lower().split()):
         raise ValueError(f"not a canonical caption (objects out of reading order?): {text!r}")
     return scene
+
+
+NUMBERS = {"two": 2, "three": 3}
+_COUNTED = re.compile(r"(?P<n>{numbers}) (?P<attrs>(?:(?:{sizes}) )?(?:(?:{colors}) )?)(?P<shape>{shapes})s".format(
+    numbers="|".join(NUMBERS), sizes="|".join(SIZES), colors="|".join(COLORS), shapes="|".join(SHAPES)))
+
+
+def spell_out_counts(text: str) -> str | None:
+    """The prompt with counted plurals written the way the captions say them ("two red squares" -> "a red square
+    and a red square"), or None when it has none or the result is not a prompt the grammar takes."""
+    norm = " ".join(text.strip().lower().split())
+    head, sep, last = norm.rpartition(" and ")
+    chunks = (head.split(", ") + [last]) if sep else [norm]
+    parts, counted = [], False
+    for chunk in chunks:
+        match = _COUNTED.fullmatch(chunk)
+        if match is None:
+            parts.append(chunk)
+            continue
+        counted = True
+        words = f"{match['attrs']}{match['shape']}"
+        parts += [f"{article(words)} {words}"] * NUMBERS[match["n"]]
+    if not counted or len(parts) > MAX_OBJECTS:
+        return None
+    rewritten = _join(parts)
+    try:
+        parse_prompt(rewritten)
+    except ValueError:
+        return None
+    return rewritten

@@ -215,3 +215,21 @@ def test_the_app_starts_as_a_space_would(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ("two red squares", "Not in the model's vocabulary: squares. Write instead, e.g.: “a red square and a red square”"),
+    ("a red circel", "Not in the model's vocabulary: circel."),
+])
+def test_unknown_words_are_named_before_sampling_with_what_to_write(client, prompt, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(prompt, "", 2, 2.0, 0, False, api_name="/generate")
+
+
+def test_counted_plurals_are_spelled_out():
+    import shapes_world as sw
+    assert sw.spell_out_counts("two red squares and a blue circle") == "a red square, a red square and a blue circle"
+    assert sw.spell_out_counts("a green triangle and two large yellow circles") == \
+        "a green triangle, a large yellow circle and a large yellow circle"
+    assert sw.spell_out_counts("three red squares and a blue circle") is None  # four objects: more than a scene holds
+    assert sw.spell_out_counts("a red circle") is None

@@ -1,0 +1,117 @@
+"""What the app checks and says before and around a run: user errors, uploads read like the CLI reads them,
+number boxes handed to the pipeline's own checks, words the model does not know, status lines."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+import shapes_world as sw
+from ddit import DualDiffusionPipeline
+from ddit.image_inputs import input_notes, load_image
+from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
+
+VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
+log = logging.getLogger("ddit.app")
+
+
+def user_error(message: str) -> gr.Error:
+    """An error for the person at the browser: shown as is, logged as one line (never a traceback)."""
+    log.warning("user error: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
+def image_input(**kwargs) -> gr.Image:
+    """An image upload that reads files the way the CLI does (``ddit.image_inputs.load_image``): anything that is
+    not a readable image, or too small to show anything, gets the same message as there instead of gradio's bare
+    "Error". Hands the handlers an RGB PIL image whose ``info["original_size"]`` is the upload's size.
+    (An instance's ``preprocess`` is replaced: a subclass of a gradio component writes a .pyi beside this file.)"""
+    component = gr.Image(type="pil", image_mode=None, height=VIEW_SIDE, elem_classes=["pixel-view"], **kwargs)
+    inline = component.preprocess
+
+    def preprocess(payload):
+        if payload is None:
+            return None
+        if payload.path is None:  # an inline (base64) image: gradio decodes it
+            image = inline(payload)
+            size = image.size
+        else:
+            name = payload.orig_name or Path(payload.path).name
+            try:
+                image = load_image(payload.path)
+            except ValueError as err:
+                raise user_error(str(err).replace(str(payload.path), name)) from None
+            with Image.open(payload.path) as original:
+                size = original.size
+        image.info["original_size"] = size
+        return image
+
+    component.preprocess = preprocess
+    return component
+
+
+def read_image(pipe: DualDiffusionPipeline, image) -> Image.Image:
+    """The uploaded image; what the model will do to it is said in a notice."""
+    if image is None:
+        raise user_error("Please upload an image or pick an example first.")
+    image = load_image(image)
+    for note in input_notes(image.info.get("original_size", image.size), image, pipe.resolution):
+        gr.Info(f"Note: {note}.")
+    return image
+
+
+def number(value, name: str):
+    """A number box's value for the pipeline: whole numbers as ints, anything else unchanged (the pipeline's checks
+    say what is wrong with it); an empty box is asked for."""
+    if value is None or value == "":
+        raise user_error(f"Please enter a value for {name}.")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def start(make_iterator):
+    """The pipeline's step iterator, its input errors turned into messages for the user."""
+    try:
+        return make_iterator()
+    except ValueError as err:
+        raise user_error(str(err)) from None
+
+
+def done(steps: int) -> str:
+    """The status line of a finished run."""
+    return f"done: {steps} step{'s' if steps != 1 else ''}"
+
+
+def stopped(status: str) -> str:
+    """The status line after Stop: where the run was."""
+    return f"stopped at {status}" if status and status.startswith("step ") else status
+
+
+def unknown_words(pipe: DualDiffusionPipeline, text: str) -> list[str]:
+    """The words of ``text`` the model's vocabulary does not have (a word-level tokenizer reads them as unknown)."""
+    unk = pipe.tokenizer.unk_token_id
+    if unk is None:
+        return []
+    return [w for w in text.split() if unk in pipe.tokenizer(w, add_special_tokens=False)["input_ids"]]
+
+
+def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
+    """A notice naming the words the model's vocabulary does not have (they are read as unknown)."""
+    unknown = unknown_words(pipe, text)
+    if unknown:
+        gr.Warning(f"Not in the model's vocabulary (read as unknown): {', '.join(unknown[:8])}")
+
+
+def check_prompt_words(pipe: DualDiffusionPipeline, prompt: str) -> None:
+    """Before sampling, refuse a prompt with words the model does not know, saying which and what to write
+    instead (an image drawn from unknown words is a blank or a guess)."""
+    unknown = unknown_words(pipe, prompt)
+    if not unknown:
+        return
+    rewrite = sw.spell_out_counts(prompt)  # "two red squares" -> "a red square and a red square"
+    if rewrite is None and not unknown_words(pipe, EXAMPLE_PROMPTS[-2]):
+        rewrite = EXAMPLE_PROMPTS[-2]  # a model with Shapes-World's words: show how its prompts go
+    advice = f" Write instead, e.g.: “{rewrite}”." if rewrite else ""
+    raise user_error(f"Not in the model's vocabulary: {', '.join(unknown[:8])}.{advice}")
