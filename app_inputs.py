@@ -35,19 +35,12 @@ def image_input(**kwargs) -> gr.Image:
     def preprocess(payload):
         if payload is None:
             return None
-        if payload.path is None:  # an inline (base64) image: gradio decodes it
-            image = inline(payload)
-            size = image.size
-        else:
-            name = payload.orig_name or Path(payload.path).name
-            try:
-                image = load_image(payload.path)
-            except ValueError as err:
-                raise user_error(str(err).replace(str(payload.path), name)) from None
-            with Image.open(payload.path) as original:
-                size = original.size
-        image.info["original_size"] = size
-        return image
+        source = inline(payload) if payload.path is None else payload.path  # inline (base64): gradio decodes it
+        try:
+            return load_image(source)
+        except ValueError as err:
+            name = payload.orig_name or Path(str(payload.path)).name
+            raise user_error(str(err).replace(str(payload.path), name)) from None
 
     component.preprocess = preprocess
     return component
@@ -58,7 +51,7 @@ def read_image(pipe: DualDiffusionPipeline, image) -> Image.Image:
     if image is None:
         raise user_error("Please upload an image or pick an example first.")
     image = load_image(image)
-    for note in input_notes(image.info.get("original_size", image.size), image, pipe.resolution):
+    for note in input_notes(image, pipe.resolution):
         gr.Info(f"Note: {note}.")
     return image
 

@@ -86,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     from .checks import seeded_generator
     from .image_inputs import input_notes, load_image
     from .pipeline import DualDiffusionPipeline
@@ -107,9 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.lora:
         pipe.load_lora_weights(args.lora)
     if args.command != "generate":
-        with Image.open(args.image) as original:
-            for note in input_notes(original.size, image, pipe.resolution):
-                print(f"note: {note}", file=sys.stderr)
+        for note in input_notes(image, pipe.resolution):
+            print(f"note: {note}", file=sys.stderr)
     if args.command == "generate":
         out = pipe(args.prompt, negative_prompt=args.negative_prompt, num_inference_steps=args.steps,
                    guidance_scale=args.guidance, generator=generator)

@@ -25,7 +25,10 @@ MIN_SIDE = 8  # smaller inputs hold too few pixels to show anything: refused, no
 
 
 def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
-    """Return ``image`` as an RGB PIL image, applying the conversions listed in the module docstring."""
+    """Return ``image`` as an RGB PIL image, applying the conversions listed in the module docstring.
+
+    ``info["original_size"]`` of the result is the size it had as given (kept when an image is loaded twice).
+    """
     if isinstance(image, (str, Path)):
         try:
             with Image.open(image) as opened:
@@ -41,6 +44,7 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
         raise ValueError(f"Expected a PIL image, a path or a numpy array, got {type(image).__name__}.")
     if image.width < 1 or image.height < 1:
         raise ValueError("The image is empty (0 pixels).")
+    original_size = image.info.get("original_size", image.size)
     if min(image.size) < MIN_SIDE:
         raise ValueError(f"The image is only {image.width}x{image.height} pixels; at least {MIN_SIDE}x{MIN_SIDE} are "
                          "needed to show anything.")
@@ -48,12 +52,14 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
         logger.warning("Image of %dx%d shrunk to at most %d px per side.", *image.size, MAX_SIDE)
         image = image.copy()
         image.thumbnail((MAX_SIDE, MAX_SIDE))
-    return to_rgb(image)
+    image = to_rgb(image)
+    image.info["original_size"] = original_size
+    return image
 
 
-def input_notes(size: tuple[int, int], image: Image.Image, side: int) -> list[str]:
-    """What happens to an image of ``size`` (as uploaded) before the model sees it at ``side`` px, for people."""
-    w, h = size
+def input_notes(image: Image.Image, side: int) -> list[str]:
+    """What happens to a loaded image (``load_image``) before the model sees it at ``side`` px, for people."""
+    w, h = image.info.get("original_size", image.size)
     notes = []
     if max(w, h) > MAX_SIDE:
         notes.append(f"shrunk from {w}x{h} to {image.width}x{image.height} first")

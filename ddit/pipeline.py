@@ -24,10 +24,9 @@ from .image_inputs import load_image, resize_and_center_crop
 from .latents import decode_latents, encode_latents, vae_scale_factor
 from .lora import LoraMixin
 from .masked_diffusion import subs_log_probs
-from .task_defaults import SHORT_ANSWER_INSTRUCTION, TaskDefaults
+from .task_defaults import TaskDefaults, append_instruction
 from .text_layout import TextBatch, decode_responses, end_token_id, layout, mask_token_id, prompt_ids
 from .text_scheduler import SAMPLERS, MaskedDiffusionScheduler
-
 
 
 @dataclass
@@ -324,7 +323,7 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         questions = _as_list(question, "question")
         if not all(isinstance(q, str) and q.strip() for q in questions):
             raise ValueError("`question` is empty; ask something about the image.")
-        questions = [_with_instruction(q.strip()) if short_answer else q.strip() for q in questions]
+        questions = [append_instruction(q.strip()) if short_answer else q.strip() for q in questions]
         prompts = [d.question_template.format(question=q) for q in questions]
         total = d.answer_total_length if max_length is None else None
         return self.iter_text(image, prompts, _pick(num_inference_steps, d.answer_steps),
@@ -355,11 +354,6 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         iterator = self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator,
                                     short_answer)
         return self._run_text(iterator, _pick(num_inference_steps, self.defaults.answer_steps))
-
-
-def _with_instruction(question: str) -> str:
-    """The question followed by the short-answer instruction, once."""
-    return question if SHORT_ANSWER_INSTRUCTION in question else f"{question} {SHORT_ANSWER_INSTRUCTION}"
 
 
 def _pick(value, default):

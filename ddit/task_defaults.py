@@ -17,6 +17,16 @@ SAMPLERS = ("ancestral", "confidence")  # the text samplers (``text_scheduler.py
 SHORT_ANSWER_INSTRUCTION = "Answer the question using a single word or phrase."
 
 
+def append_instruction(question: str, instruction: str = SHORT_ANSWER_INSTRUCTION, sep: str = " ") -> str:
+    """``question``, ``sep`` and ``instruction``, unless the instruction is already there (alone if no question).
+
+    The released VQA evaluation joins them with a space; their LLaVA-format training data with a newline.
+    """
+    if instruction in question:
+        return question
+    return f"{question}{sep}{instruction}" if question else instruction
+
+
 @dataclass
 class TaskDefaults:
     """Sampling settings of one model, for the three tasks."""

@@ -177,10 +177,10 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 def test_input_notes_say_what_happens_to_an_image():
     from ddit.image_inputs import input_notes, load_image
     big = PIL.Image.new("RGB", (8000, 6000), (255, 255, 255))
-    notes = input_notes(big.size, load_image(big), 64)
+    notes = input_notes(load_image(big), 64)
     assert notes[0] == "shrunk from 8000x6000 to 4096x3072 first"
     assert "read at 64x64 (your image is 8000x6000), the centre square of it" in notes
     assert "single colour" in notes[-1]
     scene = PIL.Image.new("RGB", (64, 64), (255, 255, 255))
     scene.putpixel((3, 3), (200, 30, 30))
-    assert input_notes(scene.size, scene, 64) == []
+    assert input_notes(load_image(scene), 64) == []

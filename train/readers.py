@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 from PIL import Image, ImageOps
 
 from ddit.image_inputs import WHITE, to_rgb  # noqa: F401  (re-exported: readers hand out RGB images)
-from ddit.task_defaults import SHORT_ANSWER_INSTRUCTION
+from ddit.task_defaults import SHORT_ANSWER_INSTRUCTION, append_instruction
 
 logger = logging.getLogger(__name__)
 
@@ -214,10 +214,8 @@ def strip_image_placeholder(question: str) -> str:
 
 
 def append_short_answer_suffix(question: str, suffix: str = SHORT_ANSWER_SUFFIX) -> str:
-    """`question` + newline + `suffix`, unless the suffix is already there."""
-    if suffix in question:
-        return question
-    return f"{question}\n{suffix}" if question else suffix
+    """`question` + newline + `suffix`, unless the suffix is already there (LLaVA's layout)."""
+    return append_instruction(question, suffix, sep="\n")
 
 
 # ----------------------------------------------------------------------------- JSON manifests
