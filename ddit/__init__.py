@@ -9,7 +9,7 @@ import importlib
 
 _EXPORTS = {
     "DualDiffusionImageOutput": "pipeline", "DualDiffusionPipeline": "pipeline", "DualDiffusionTextOutput": "pipeline",
-    "ImageStep": "pipeline", "TextStep": "pipeline", "TaskDefaults": "task_defaults",
+    "ImageStep": "image_sampling", "TextStep": "text_sampling", "TaskDefaults": "task_defaults",
     "MaskedDiffusionScheduler": "text_scheduler", "DualDiffusionTransformer": "transformer",
 }
 BUNDLED_MODEL = "ddit-shapes"  # the name ``from_pretrained`` resolves to the bundled Shapes-World model (bundled.py)

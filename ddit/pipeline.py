@@ -19,38 +19,14 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from . import loading
 from .checks import as_integer, check_guidance, check_steps, check_text_length
-from .flow_matching import classifier_free_guidance, predicted_clean
 from .image_inputs import load_image, resize_and_center_crop
 from .latents import decode_latents, encode_latents, vae_scale_factor
 from .lora import LoraMixin
-from .masked_diffusion import subs_log_probs
+from .image_sampling import ImageStep, image_steps
 from .task_defaults import TaskDefaults, append_instruction
-from .text_layout import TextBatch, decode_responses, end_token_id, layout, mask_token_id, prompt_ids
-from .text_scheduler import SAMPLERS, MaskedDiffusionScheduler
-
-
-@dataclass
-class ImageStep:
-    """State after one T2I step: current ``latents`` and the predicted clean latents ``pred_clean`` (b, c, h, w)."""
-
-    step: int
-    num_steps: int
-    timestep: float
-    latents: torch.Tensor
-    pred_clean: torch.Tensor
-
-
-@dataclass
-class TextStep:
-    """State after one text step (all (b, l)): tokens, which are still masked, which were revealed now."""
-
-    step: int
-    num_steps: int
-    token_ids: torch.LongTensor
-    masked: torch.BoolTensor
-    revealed: torch.BoolTensor
-    response_mask: torch.BoolTensor
-    reused_prediction: bool  # True when nothing changed and the last forward pass was reused
+from .text_layout import decode_responses, end_token_id, layout, mask_token_id, prompt_ids
+from .text_sampling import TextStep, text_steps
+from .text_scheduler import SAMPLERS
 
 
 @dataclass
@@ -187,30 +163,8 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
                  width // self.vae_scale_factor)
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=torch.float32)
-        return self._image_loop(prompts, negatives, steps, scale, latents, callback_on_step_end,
+        return image_steps(self, prompts, negatives, steps, scale, latents, callback_on_step_end,
                                 tuple(callback_on_step_end_tensor_inputs))
-
-    @torch.no_grad()
-    def _image_loop(self, prompts, negatives, steps, scale, latents, callback, callback_inputs) -> Iterator[ImageStep]:
-        use_cfg = scale != 1.0  # cond and uncond share one batch: (uncond | cond)
-        context = self.encode_prompt(negatives + prompts if use_cfg else prompts, self.defaults.max_sequence_length)
-        self.scheduler.set_timesteps(steps, device=self._execution_device)
-        self._interrupt = False
-        for i, t in enumerate(self.scheduler.timesteps):
-            if self._interrupt:
-                break
-            model_in = torch.cat([latents, latents]) if use_cfg else latents
-            v = self.transformer(model_in.to(self.transformer.dtype), context, t.expand(model_in.shape[0]),
-                                 return_logits=False).sample.float()
-            if use_cfg:
-                v = classifier_free_guidance(*v.chunk(2), scale)
-            pred = predicted_clean(latents, v, self.scheduler.sigmas[i])
-            latents = self.scheduler.step(v, t, latents).prev_sample
-            if callback is not None:
-                given = {"latents": latents, "pred_clean": pred}
-                returned = callback(self, i, t, {k: given[k] for k in callback_inputs})
-                latents = (returned or {}).get("latents", latents)
-            yield ImageStep(step=i, num_steps=steps, timestep=float(t), latents=latents, pred_clean=pred)
 
     def __call__(
         self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
@@ -266,32 +220,8 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         check_text_length(lengths, prompts, longest, "prompt (question or instruction in the model's template)",
                           setting)
         batch = layout(self.tokenizer, prompts, max_length, max_prompt_length=longest, total_length=total_length)
-        return self._text_loop(batch, images, num_inference_steps, sampler, generator, confidence_threshold,
+        return text_steps(self, batch, images, num_inference_steps, sampler, generator, confidence_threshold,
                                reuse_predictions)
-
-    @torch.no_grad()
-    def _text_loop(self, batch: TextBatch, images, steps: int, sampler: str, generator, threshold,
-                   reuse_predictions: bool) -> Iterator[TextStep]:
-        latents = None if images is None else self.encode_image(images).expand(batch.input_ids.shape[0], -1, -1, -1)
-        scheduler = MaskedDiffusionScheduler(sampler=sampler, confidence_threshold=threshold)
-        scheduler.set_timesteps(steps)
-        device = self._execution_device
-        x = batch.input_ids.to(device)
-        response_mask = batch.response_mask.to(device)
-        zero = torch.zeros(x.shape[0], device=device)
-        log_probs, changed = None, True
-        self._interrupt = False
-        for i in range(steps):
-            if self._interrupt:
-                break
-            reused = reuse_predictions and not changed  # "ddpm_cache": nothing changed, so p(x0 | x_t) is the same
-            if not reused:
-                logits = self.transformer(latents, self.encode_tokens(x), zero, mask_token_id=self.mask_token_id).logits
-                log_probs = subs_log_probs(logits, x, self.mask_token_id)
-            out = scheduler.step(log_probs, i, x, self.mask_token_id, generator)
-            x, changed = out.prev_sample, bool(out.revealed.any())
-            yield TextStep(step=i, num_steps=steps, token_ids=x, masked=x == self.mask_token_id,
-                           revealed=out.revealed, response_mask=response_mask, reused_prediction=reused)
 
     def decode_text(self, state: TextStep) -> list[str]:
         """Response text of each row of a text state, cut at the first EOS/PAD."""
