@@ -44,6 +44,19 @@ def check_guidance(scale) -> float:
     return float(scale)
 
 
+def check_guidance_interval(interval) -> tuple[float, float] | None:
+    """A guidance interval: None (guide every step) or [low, high] noise levels with 0 <= low <= high <= 1."""
+    if interval is None:
+        return None
+    try:
+        low, high = (float(v) for v in interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"`guidance_interval` must be two numbers [low, high] or None, got {interval!r}.") from None
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"`guidance_interval` must satisfy 0 <= low <= high <= 1 (noise levels), got {interval!r}.")
+    return (low, high)
+
+
 def seeded_generator(seed) -> torch.Generator:
     """A CPU generator for a user's seed: a whole number in SEED_RANGE."""
     seed = as_integer(seed, "seed")

@@ -1,5 +1,8 @@
 """The text-to-image sampling loop: flow-matching steps with classifier-free guidance (paper §3.1).
 
+Any diffusers flow-matching scheduler drives it (``FLOW_SOLVERS`` names the ones we measured: Euler, Heun,
+DPM-Solver++ and UniPC with flow sigmas). A guidance interval applies classifier-free guidance only while
+sigma is inside it; outside, the step runs the conditional pass alone (one transformer pass instead of two).
 Glossary: b - batch, c - latent channels, h, w - latent size.
 """
 
@@ -9,42 +12,98 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+from diffusers import (
+    DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
 
 from .flow_matching import classifier_free_guidance, predicted_clean
+
+# solver name -> (scheduler class, its options for flow matching, the option that holds the timestep shift)
+FLOW_SOLVERS = {
+    "euler": (FlowMatchEulerDiscreteScheduler, {}, "shift"),
+    "heun": (FlowMatchHeunDiscreteScheduler, {}, "shift"),
+    "dpm++2m": (DPMSolverMultistepScheduler,
+                {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "solver_order": 2}, "flow_shift"),
+    "unipc": (UniPCMultistepScheduler,
+              {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "solver_order": 2}, "flow_shift"),
+}
+
+
+def flow_scheduler(solver: str = "euler", shift: float = 1.0):
+    """A diffusers scheduler for flow matching: ``solver`` from ``FLOW_SOLVERS``, sigmas shifted by ``shift``.
+
+    The shift is SD3's: sigma' = shift sigma / (1 + (shift - 1) sigma); shift > 1 spends more of the steps at
+    high noise, where layout and shape are decided. Use it as ``pipe.scheduler = flow_scheduler("dpm++2m", 3.0)``.
+    """
+    if solver not in FLOW_SOLVERS:
+        raise ValueError(f"Unknown solver {solver!r}; choose one of {sorted(FLOW_SOLVERS)}.")
+    if not (isinstance(shift, (int, float)) and 0 < shift <= 100):
+        raise ValueError(f"`shift` must be a number in (0, 100], got {shift!r}.")
+    cls, options, shift_key = FLOW_SOLVERS[solver]
+    return cls(**options, **{shift_key: float(shift)})
+
+
+def solver_name(scheduler) -> str | None:
+    """The ``FLOW_SOLVERS`` name of a scheduler instance (None for another class)."""
+    return next((name for name, (cls, _, _) in FLOW_SOLVERS.items() if type(scheduler) is cls), None)
+
+
+def planned_passes(scheduler, steps: int, scale: float, interval: tuple[float, float] | None) -> int:
+    """Transformer passes per image that ``image_steps`` will make with this scheduler and guidance."""
+    plan = type(scheduler).from_config(scheduler.config)
+    plan.set_timesteps(steps)
+    return sum(2 if guided(float(plan.sigmas[i]), scale, interval) else 1 for i in range(len(plan.timesteps)))
 
 
 @dataclass
 class ImageStep:
-    """State after one T2I step: current ``latents`` and the predicted clean latents ``pred_clean`` (b, c, h, w)."""
+    """State after one T2I step: current ``latents`` and the predicted clean latents ``pred_clean`` (b, c, h, w).
+
+    ``forward_passes``: transformer passes per image so far (a guided step costs two, an unguided one).
+    """
 
     step: int
     num_steps: int
     timestep: float
     latents: torch.Tensor
     pred_clean: torch.Tensor
+    forward_passes: int = 0
 
+
+def guided(sigma: float, scale: float, interval: tuple[float, float] | None) -> bool:
+    """Whether a step at noise level ``sigma`` uses classifier-free guidance (``interval``: [low, high] sigmas)."""
+    if scale == 1.0:
+        return False
+    return interval is None or interval[0] <= sigma <= interval[1]
 
 
 @torch.no_grad()
-def image_steps(pipe, prompts, negatives, steps, scale, latents, callback, callback_inputs) -> Iterator[ImageStep]:
-    """Euler (or any flow-matching scheduler) steps from ``latents``; yields the state after each step."""
-    use_cfg = scale != 1.0  # cond and uncond share one batch: (uncond | cond)
-    context = pipe.encode_prompt(negatives + prompts if use_cfg else prompts, pipe.defaults.max_sequence_length)
-    pipe.scheduler.set_timesteps(steps, device=pipe._execution_device)
+def image_steps(pipe, prompts, negatives, steps, scale, latents, callback, callback_inputs,
+                guidance_interval: tuple[float, float] | None = None) -> Iterator[ImageStep]:
+    """Denoise ``latents`` with a fresh copy of ``pipe.scheduler``; yields the state after each model call."""
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)  # per run: solvers keep state
+    n = len(prompts)
+    context = pipe.encode_prompt(negatives + prompts if scale != 1.0 else prompts, pipe.defaults.max_sequence_length)
+    scheduler.set_timesteps(steps, device=pipe._execution_device)
+    total, passes = len(scheduler.timesteps), 0
     pipe._interrupt = False
-    for i, t in enumerate(pipe.scheduler.timesteps):
+    for i, t in enumerate(scheduler.timesteps):
         if pipe._interrupt:
             break
-        model_in = torch.cat([latents, latents]) if use_cfg else latents
-        v = pipe.transformer(model_in.to(pipe.transformer.dtype), context, t.expand(model_in.shape[0]),
+        sigma = float(scheduler.sigmas[i])
+        use_cfg = guided(sigma, scale, guidance_interval)
+        model_in, ctx = (torch.cat([latents, latents]), context) if use_cfg else (latents, context[-n:])
+        v = pipe.transformer(model_in.to(pipe.transformer.dtype), ctx, t.expand(model_in.shape[0]),
                              return_logits=False).sample.float()
-        if use_cfg:
+        if use_cfg:  # cond and uncond share one batch: (uncond | cond)
             v = classifier_free_guidance(*v.chunk(2), scale)
-        pred = predicted_clean(latents, v, pipe.scheduler.sigmas[i])
-        latents = pipe.scheduler.step(v, t, latents).prev_sample
+        passes += 2 if use_cfg else 1
+        pred = predicted_clean(latents, v, sigma)
+        latents = scheduler.step(v, t, latents).prev_sample.float()
         if callback is not None:
             given = {"latents": latents, "pred_clean": pred}
             returned = callback(pipe, i, t, {k: given[k] for k in callback_inputs})
             latents = (returned or {}).get("latents", latents)
-        yield ImageStep(step=i, num_steps=steps, timestep=float(t), latents=latents, pred_clean=pred)
-
+        yield ImageStep(step=i, num_steps=total, timestep=float(t), latents=latents, pred_clean=pred,
+                        forward_passes=passes)

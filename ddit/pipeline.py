@@ -18,7 +18,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from . import loading
-from .checks import as_integer, check_guidance, check_steps, check_text_length
+from .checks import as_integer, check_guidance, check_guidance_interval, check_steps, check_text_length
 from .image_inputs import load_image, resize_and_center_crop
 from .latents import decode_latents, encode_latents, vae_scale_factor
 from .lora import LoraMixin
@@ -143,16 +143,21 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         num_inference_steps: int | None = None, guidance_scale: float | None = None, height: int | None = None,
         width: int | None = None, generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
         callback_on_step_end: Callable | None = None, callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
+        guidance_interval: tuple[float, float] | None = None,
     ) -> Iterator[ImageStep]:
-        """Validate the inputs now and return an iterator of :class:`ImageStep`, one per Euler step.
+        """Validate the inputs now and return an iterator of :class:`ImageStep`, one per transformer call of
+        ``self.scheduler`` (one per step for Euler, DPM-Solver++ and UniPC; Heun calls twice).
 
-        ``callback_on_step_end(pipe, i, t, {"latents": ...})`` may return ``{"latents": new}`` to replace them.
+        ``guidance_interval`` ([low, high] in sigma, 1 = noise): guide only there, elsewhere one conditional pass
+        (default: the model's ``task_defaults``, None = every step). ``callback_on_step_end(pipe, i, t,
+        {"latents": ...})`` may return ``{"latents": new}`` to replace them.
         """
         d = self.defaults
         steps, scale = _pick(num_inference_steps, d.image_steps), _pick(guidance_scale, d.guidance_scale)
         height, width = _pick(height, self.resolution), _pick(width, self.resolution)
         self.check_inputs(prompt, steps, scale, height, width, negative_prompt)
         steps, scale = int(steps), float(scale)
+        interval = check_guidance_interval(_pick(guidance_interval, d.guidance_interval))
         prompts = _as_list(prompt, "prompt")
         negatives = _as_list(negative_prompt if negative_prompt is not None else "", "negative_prompt")
         negatives = negatives * len(prompts) if len(negatives) == 1 else negatives
@@ -164,21 +169,25 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=torch.float32)
         return image_steps(self, prompts, negatives, steps, scale, latents, callback_on_step_end,
-                                tuple(callback_on_step_end_tensor_inputs))
+                           tuple(callback_on_step_end_tensor_inputs), interval)
 
     def __call__(
         self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
         num_inference_steps: int | None = None, guidance_scale: float | None = None, height: int | None = None,
         width: int | None = None, generator: torch.Generator | None = None, output_type: str = "pil",
         callback_on_step_end: Callable | None = None, callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
-        return_dict: bool = True,
+        return_dict: bool = True, guidance_interval: tuple[float, float] | None = None,
     ) -> DualDiffusionImageOutput | tuple:
-        """Generate images from text. Unset options take the model's ``task_defaults``."""
+        """Generate images from text. Unset options take the model's ``task_defaults``; the solver and its
+        timestep shift are the scheduler's (``ddit.image_sampling.flow_scheduler``)."""
         state = None
         iterator = self.iter_generate(prompt, negative_prompt, num_inference_steps, guidance_scale, height, width,
-                                      generator, None, callback_on_step_end, callback_on_step_end_tensor_inputs)
+                                      generator, None, callback_on_step_end, callback_on_step_end_tensor_inputs,
+                                      guidance_interval)
         with self.progress_bar(total=_pick(num_inference_steps, self.defaults.image_steps)) as bar:
             for state in iterator:
+                if bar.total != state.num_steps:  # Heun calls the model twice per step
+                    bar.total = state.num_steps
                 bar.update()
         if state is None:
             raise RuntimeError("Sampling was interrupted before the first step.")

@@ -34,6 +34,7 @@ class TaskDefaults:
     # text-to-image
     image_steps: int = 28  # Euler steps, SD3's default
     guidance_scale: float = 7.0
+    guidance_interval: tuple[float, float] | None = None  # [low, high] sigmas where guidance applies; None: all
     resolution: int | None = None  # None: transformer sample_size * VAE factor
     max_sequence_length: int = 256  # prompt tokens given to the text encoder
     # captioning

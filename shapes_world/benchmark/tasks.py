@@ -9,6 +9,8 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ddit.image_sampling import planned_passes, solver_name
+
 from ..judge import matches, read_scene
 from ..language import caption, parse_prompt
 from ..scene import BENCHMARK_SEED, QTYPES
@@ -44,20 +46,27 @@ def _answers(pipe, images: list, questions: list[str], batch: int, seed: int, st
 
 
 def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, steps: int | None = None,
-                 guidance_scale: float | None = None) -> dict:
-    """Generate one image per benchmark prompt and score it per GenEval category and overall."""
+                 guidance_scale: float | None = None, guidance_interval: tuple[float, float] | None = None) -> dict:
+    """Generate one image per benchmark prompt and score it per GenEval category and overall; ``passes`` is
+    transformer passes per image (with ``pipe.scheduler``, the guidance scale and interval)."""
     d = pipe.defaults
     steps = d.image_steps if steps is None else steps
     guidance_scale = d.guidance_scale if guidance_scale is None else guidance_scale
+    interval = d.guidance_interval if guidance_interval is None else guidance_interval
+    interval = None if interval is None else tuple(interval)
     prompts = t2i_prompts(n, seed)
+    solver = solver_name(pipe.scheduler) or type(pipe.scheduler).__name__
+    shift = pipe.scheduler.config.get("shift", pipe.scheduler.config.get("flow_shift"))
     images = _run_batches(lambda p, generator: pipe(p, generator=generator, num_inference_steps=steps,
-                                                    guidance_scale=guidance_scale).images,
-                          (prompts,), batch, seed, f"t2i {steps} steps, guidance {guidance_scale}")
+                                                    guidance_scale=guidance_scale, guidance_interval=interval).images,
+                          (prompts,), batch, seed, f"t2i {solver} {steps} steps, guidance {guidance_scale}")
     specs, read = [parse_prompt(p) for p in prompts], [read_scene(i) for i in images]
     categories = {name: score([holds(r, s, keys) for r, s in zip(read, specs) if selects(s)])
                   for name, (selects, keys) in T2I_CATEGORIES.items()}
     scored = [c["accuracy"] for c in categories.values() if c["accuracy"] is not None]
-    return {"n": n, "settings": {"steps": steps, "guidance_scale": guidance_scale},
+    settings = {"steps": steps, "guidance_scale": guidance_scale, "guidance_interval": interval, "solver": solver,
+                "shift": shift, "passes": planned_passes(pipe.scheduler, steps, guidance_scale, interval)}
+    return {"n": n, "settings": settings,
             "categories": categories, "overall": mean_of([matches(r, s) for r, s in zip(read, specs)]),
             "geneval_mean": ratio(sum(scored), len(scored))}
 
