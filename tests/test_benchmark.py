@@ -27,6 +27,7 @@ class FakePipeline:
     def __init__(self, mode: str = "oracle"):
         self.mode = mode
         self.defaults = TaskDefaults()
+        self.scheduler = FlowMatchEulerDiscreteScheduler()  # the benchmark reports its solver and passes
 
     def set_progress_bar_config(self, **kwargs):
         pass
@@ -43,7 +44,7 @@ class FakePipeline:
         scene = sw.Scene(tuple(sorted(objects, key=lambda o: o.cell)))
         return sw.render(sw.Scene(()) if self.mode == "blank" else scene)
 
-    def __call__(self, prompt, generator=None, num_inference_steps=None, guidance_scale=None):
+    def __call__(self, prompt, generator=None, num_inference_steps=None, guidance_scale=None, guidance_interval=None):
         assert isinstance(generator, torch.Generator)
         return DualDiffusionImageOutput(images=[self._draw(p) for p in prompt])
 
