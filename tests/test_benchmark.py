@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
 
 from ddit.pipeline import DualDiffusionImageOutput, DualDiffusionTextOutput
 from ddit.task_defaults import TaskDefaults
