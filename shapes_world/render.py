@@ -33,10 +33,10 @@ def _object_box(obj: ShapeObject, rng: np.random.Generator | None, jitter: int,
 
 
 def _draw(draw: ImageDraw.ImageDraw, obj: ShapeObject, x: int, y: int, side: int,
-          k: int) -> None:
+          k: int, palette: dict[str, tuple[int, int, int]]) -> None:
     """Draw one object whose box is [x, x + side) x [y, y + side), at supersampling k."""
     x0, y0, x1, y1 = x * k, y * k, (x + side) * k - 1, (y + side) * k - 1
-    fill = COLORS[obj.color]
+    fill = palette[obj.color]
     if obj.shape == "circle":
         draw.ellipse((x0, y0, x1, y1), fill=fill)
     elif obj.shape == "square":
@@ -48,21 +48,37 @@ def _draw(draw: ImageDraw.ImageDraw, obj: ShapeObject, x: int, y: int, side: int
 
 
 def render(scene: Scene, rng: np.random.Generator | None = None, jitter: int = 3,
-           antialias: bool = False, size: int = IMAGE_SIZE) -> Image.Image:
+           antialias: bool = False, size: int = IMAGE_SIZE,
+           palette: dict[str, tuple[int, int, int]] | None = None) -> Image.Image:
     """Render a scene as a `size` x `size` RGB image on a white background.
 
     Objects are centred in their cells and shifted by up to `jitter` pixels (none when
-    `rng` is None). `antialias=True` draws at 4x and downsamples with LANCZOS.
+    `rng` is None). `antialias=True` draws at 4x and downsamples with LANCZOS. `palette` maps
+    colour names to RGB (default: the training palette `COLORS`).
     """
+    palette = COLORS if palette is None else palette
     k = 4 if antialias else 1
     image = Image.new("RGB", (size * k, size * k), BACKGROUND)
     draw = ImageDraw.Draw(image)
     for obj in scene.objects:
         x, y, side = _object_box(obj, rng, jitter, size)
-        _draw(draw, obj, x, y, side, k)
+        _draw(draw, obj, x, y, side, k, palette)
     if antialias:
         image = image.resize((size, size), Image.LANCZOS)
     return image
+
+
+# what a person picks in a paint program: the CSS named colours, not the training palette
+PAINT_COLORS = {
+    "red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0),
+    "green": (0, 128, 0), "blue": (0, 0, 255), "purple": (128, 0, 128),
+}
+
+
+def paint_palette(rng: np.random.Generator, spread: int = 20) -> dict[str, tuple[int, int, int]]:
+    """``PAINT_COLORS``, each channel moved by up to ``spread`` (a hand-mixed shade), clipped to 0..255."""
+    return {name: tuple(int(np.clip(v + rng.integers(-spread, spread + 1), 0, 255)) for v in rgb)
+            for name, rgb in PAINT_COLORS.items()}
 
 
 def jpeg_round_trip(image: Image.Image, quality: int) -> Image.Image:

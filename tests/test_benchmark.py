@@ -78,12 +78,27 @@ def test_items_are_deterministic_and_perturbations_change_inputs():
     assert bench.t2i_prompts(N) == bench.t2i_prompts(N)
     assert any(s["cell"] is None for p in bench.t2i_prompts(N) for s in sw.parse_prompt(p))
     scenes, base = bench.benchmark_images(3)
-    for perturb in ("jitter", "antialias", "jpeg"):
+    for perturb in ("jitter", "antialias", "jpeg", "paint"):
         _, images = bench.benchmark_images(3, perturb=perturb)
         assert images[0].size == base[0].size
         assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, base))
     with pytest.raises(ValueError):
         bench.benchmark_images(1, perturb="blur")
+
+
+def test_paint_perturbation_draws_off_the_training_palette():
+    """Scenes "as a person draws them": no pixel has a training colour, and each object keeps its hue family."""
+    scenes, painted = bench.benchmark_images(20, perturb="paint")
+    palette = {tuple(rgb) for rgb in sw.COLORS.values()}
+    pixels = np.concatenate([np.asarray(i).reshape(-1, 3) for i in painted])
+    assert not any(tuple(p) in palette for p in np.unique(pixels, axis=0))
+    assert bench.benchmark_images(20, perturb="paint")[1][5].tobytes() == painted[5].tobytes()  # seeded
+    reds = [np.asarray(i).reshape(-1, 3) for s, i in zip(scenes, painted)
+            if len(s.objects) == 1 and s.objects[0].color == "red"]
+    assert reds
+    for image in reds:  # the most saturated pixel of a red object is red-dominant
+        r, g, b = image[np.argmax(image.max(1).astype(int) - image.min(1))].astype(int)
+        assert r > 200 and g < 60 and b < 60
 
 
 def test_t2i_scoring_oracle_blank_and_swapped_colours():

@@ -10,10 +10,10 @@ from PIL import Image
 
 from ..language import caption, prompt
 from ..questions import absent_pairs, exists_question, sample_question
-from ..render import jpeg_round_trip, render
+from ..render import jpeg_round_trip, paint_palette, render
 from ..scene import BENCHMARK_SEED, Scene, iter_scenes
 
-PERTURBATIONS = ("none", "jitter", "antialias", "jpeg")
+PERTURBATIONS = ("none", "jitter", "antialias", "jpeg", "paint")
 POPE_SETTINGS = ("random", "adversarial")
 BASE_JITTER = 3  # pixels, as in training
 PERTURB_JITTER = 5  # "jitter": more than training used (clamped to the cell by `render`)
@@ -31,13 +31,18 @@ def t2i_prompts(n: int, seed: int = BENCHMARK_SEED) -> list[str]:
 def benchmark_input(scene: Scene, index: int, seed: int = BENCHMARK_SEED, perturb: str = "none") -> Image.Image:
     """The render of benchmark scene `index` fed to captioning and VQA, changed by `perturb`.
 
-    Every perturbation but "jitter" keeps the base render's object positions.
+    Every perturbation but "jitter" keeps the base render's object positions. "paint" is a scene as a person
+    would draw it: paint-program colours (``PAINT_COLORS``, each shade moved by up to 20 per channel), edges
+    anti-aliased.
     """
     if perturb not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {perturb!r}; choose one of {PERTURBATIONS}")
     jitter = perturb == "jitter"
     rng = np.random.default_rng([seed, 3 if jitter else 2, index])  # fresh draws for "jitter" only
-    image = render(scene, rng, jitter=PERTURB_JITTER if jitter else BASE_JITTER, antialias=perturb == "antialias")
+    paint = perturb == "paint"
+    palette = paint_palette(np.random.default_rng([seed, 6, index])) if paint else None
+    image = render(scene, rng, jitter=PERTURB_JITTER if jitter else BASE_JITTER,
+                   antialias=perturb in ("antialias", "paint"), palette=palette)
     return jpeg_round_trip(image, JPEG_QUALITY) if perturb == "jpeg" else image
 
 
