@@ -1,7 +1,7 @@
 """ddit web UI: generate, caption and chat, each streaming its denoising step by step.
 
-    python app.py [--model PATH_OR_HUB_ID] [--lora PATH] [--device cpu|cuda] [--host 127.0.0.1] [--port 7860]
-                  [--share]
+    python app.py [--model PATH_OR_HUB_ID] [--lora PATH] [--preview-decoder PATH] [--device cpu|cuda]
+                  [--host 127.0.0.1] [--port 7860] [--share]
 
 As a Hugging Face Space it starts the same way: ``DDIT_MODEL`` may name the model (e.g. a released D-DiT
 checkpoint on a GPU Space), and on ZeroGPU hardware the handlers run inside ``@spaces.GPU``.
@@ -90,7 +90,7 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
         guidance_scale=number(guidance, "Guidance"), generator=seeded_generator(seed)))
     frames = []
     for state in steps_iter:
-        preview = pipe.decode_latents(state.pred_clean)[0]
+        preview = pipe.decode_preview(state.pred_clean)[0]  # the small preview decoder when the model has one
         frames.append(preview)
         yield upscale(preview), None, None, f"step {state.step + 1}/{state.num_steps} · seed {seed}"
     final = pipe.decode_latents(state.latents)[0]
@@ -276,9 +276,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT, else 7860")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--lora", default=None, help="LoRA weights to load onto the model (a training run's lora/)")
+    parser.add_argument("--preview-decoder", default=None,
+                        help="AutoencoderTiny folder for the step previews, e.g. TAESD3 for SD3-latent models "
+                             "(default: the model's own, else the full VAE)")
     args = parser.parse_args(argv)
     try:
-        pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+        pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device,
+                                                     preview_decoder=args.preview_decoder)
         if args.lora:
             pipe.load_lora_weights(args.lora)
     except (FileNotFoundError, ValueError) as err:

@@ -8,9 +8,11 @@ client_ms: each tab called ``--runs`` times through ``gradio_client`` with the m
 mean gap between consecutive streamed step updates (final summary update left out); med_ms: their
 median, which gradio_client's 50 ms message polling quantizes (faster steps arrive in bursts); after
 one untimed warm-up request per tab. bare_ms: the step iterators alone in this process, once the app
-is stopped (no decode, no token formatting; median per step after one warm-up run). preview_ms:
-``decode_latents(pred_clean)`` for images, ``app.token_view`` for text, on the last run's states
-(target <= 20 % of a step). Peak RSS (target <= 1.5 GB): app plus children, every 50 ms in requests.
+is stopped (no decode, no token formatting; median per step after one warm-up run). preview_ms: what
+the app does per step, ``decode_preview(pred_clean)`` for images (the model's preview decoder, else the
+VAE), ``app.token_view`` for text, on the last run's states (target <= 20 % of a step); vae_ms: the full
+VAE's ``decode_latents(pred_clean)`` beside it (what image previews cost before the preview decoder).
+Peak RSS (target <= 1.5 GB): app plus children, every 50 ms in requests.
 """
 
 from __future__ import annotations
@@ -77,10 +79,11 @@ class RssSampler(threading.Thread):
 
 
 def step_gaps(job, steps: int) -> list[float]:
-    """Seconds between consecutive streamed step updates of one job (the final summary update left out)."""
+    """Seconds between consecutive streamed step updates of one job (the final summary update left out; none for
+    a one-step task)."""
     stamps = [time.perf_counter() for _ in job]
-    if len(stamps) != steps + 1 or steps < 2:
-        raise SystemExit(f"need >= 2 step updates + 1 final, got {len(stamps)} updates for {steps} steps")
+    if len(stamps) != steps + 1:
+        raise SystemExit(f"need one update per step + 1 final, got {len(stamps)} updates for {steps} steps")
     return [b - a for a, b in zip(stamps[: steps - 1], stamps[1:steps])]
 
 
@@ -113,6 +116,7 @@ def measure_app(args: argparse.Namespace, d) -> tuple[float, float, dict[str, tu
 
     port, log = free_port(), Path(tempfile.mkdtemp(prefix="ddit-bench-")) / "app.log"
     device = ["--device", args.device] if args.device else []
+    device += ["--preview-decoder", args.preview_decoder] if args.preview_decoder else []
     start = time.perf_counter()
     with log.open("wb") as out:  # a file, not a pipe: a full pipe would block the app
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", args.model, "--port", str(port),
@@ -135,7 +139,8 @@ def measure_app(args: argparse.Namespace, d) -> tuple[float, float, dict[str, tu
         for name, (steps, submit) in requests.items():
             list(submit())  # warm-up request, untimed (RSS still sampled)
             gaps = [g for _ in range(args.runs) for g in step_gaps(submit(), steps)]
-            client_ms[name] = (steps, sum(gaps) / len(gaps) * 1e3, statistics.median(gaps) * 1e3)
+            client_ms[name] = (steps, *(f(gaps) * 1e3 if gaps else float("nan")  # nan: one step, no gaps
+                                        for f in (statistics.mean, statistics.median)))
         return ready_s, max(sampler.peak, sampler.rss()) / 2**20, client_ms
     finally:
         sampler.stop.set()
@@ -155,8 +160,9 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3, help="requests per tab, and timed iterator runs")
     p.add_argument("--device", default=None, help="passed to the app and to from_pretrained (default: theirs)")
     p.add_argument("--ready-timeout", type=float, default=300.0)
+    p.add_argument("--preview-decoder", default=None, help="passed to the app and to from_pretrained")
     args = p.parse_args()
-    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device, preview_decoder=args.preview_decoder)
     d = pipe.defaults
     print(f"machine: cpu_count={os.cpu_count()} torch_threads={torch.get_num_threads()} "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')} torch={torch.__version__}")
@@ -168,21 +174,24 @@ def main() -> None:
 
     seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     tabs = {"generate": (lambda: pipe.iter_generate(args.prompt, generator=seeded()),
-                         lambda s: pipe.decode_latents(s.pred_clean)),
+                         lambda s: pipe.decode_preview(s.pred_clean)),
             "caption": (lambda: pipe.iter_caption(args.image, generator=seeded()), lambda s: app.token_view(pipe, s)),
             "ask": (lambda: pipe.iter_answer(args.image, args.question, generator=seeded()),
                     lambda s: app.token_view(pipe, s))}
     print(f"time_to_ready: {ready_s:.2f} s   peak_rss: {peak_mb:.0f} MB (target <= 1536)")
     print(f"{'tab':<10}{'steps':>6}{'client_ms':>11}{'med_ms':>8}{'bare_ms':>9}{'preview_ms':>12}{'preview_%':>11}"
-          f"{'other_ms':>10}")
+          f"{'other_ms':>10}{'vae_ms':>8}")
     pct = {}
     for name, (make, preview) in tabs.items():
         bare, states = time_iterator(make, args.runs)
         prev, (steps, seen, med) = time_each(preview, states), client_ms[name]
+        vae = f"{time_each(lambda s: pipe.decode_latents(s.pred_clean), states) * 1e3:>8.2f}" if name == "generate" \
+            else f"{'-':>8}"
         pct[name] = 100 * prev / bare
         print(f"{name:<10}{steps:>6}{seen:>11.2f}{med:>8.1f}{bare * 1e3:>9.2f}{prev * 1e3:>12.2f}{pct[name]:>11.1f}"
-              f"{seen - (bare + prev) * 1e3:>10.2f}")
-    print("(preview_%: of a bare step, target <= 20; other_ms = client - bare - preview: serving, encoding)")
+              f"{seen - (bare + prev) * 1e3:>10.2f}{vae}")
+    print("(preview_%: of a bare step, target <= 20; other_ms = client - bare - preview: serving, encoding; "
+          "vae_ms: a full-VAE decode of the same states)")
     print(f"ready_s={ready_s:.2f} gen_step_ms={client_ms['generate'][1]:.2f} "
           f"cap_step_ms={client_ms['caption'][1]:.2f} ask_step_ms={client_ms['ask'][1]:.2f} "
           f"preview_pct_gen={pct['generate']:.1f} preview_pct_cap={pct['caption']:.1f} "

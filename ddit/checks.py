@@ -13,6 +13,7 @@ import torch
 MAX_STEPS = 1000  # more steps than this is a typo, not a setting
 GUIDANCE_RANGE = (0.0, 50.0)  # 1 = no guidance; beyond ~20 images saturate, beyond 50 they are noise
 SEED_RANGE = (0, 2**63 - 1)  # what torch.Generator.manual_seed takes without overflow
+MAX_TEXT_TOKENS = 4096  # a longer text slot, block or answer is a typo, not a setting
 
 
 def as_integer(value, name: str) -> int:
@@ -75,3 +76,36 @@ def check_text_length(lengths: list[int], texts: list[str], limit: int, what: st
         if n > limit:
             raise ValueError(f"The {what} is {n} tokens long; this model reads at most {limit} ({setting}). "
                              f"Please shorten it (it starts: {text[:40]!r}).")
+
+
+def check_text_decoding(threshold, block_length, max_new_tokens, sampler: str, max_length: int) -> tuple:
+    """The text loop's options (``ddit.text_sampling.TextDecoding``): (threshold, block_length, max_new_tokens).
+
+    ``threshold`` (None or in (0, 1]) needs the confidence sampler; ``max_new_tokens`` grows the slot block by
+    block, so it needs ``block_length`` and may not be below the slot ``max_length``.
+    """
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold <= 1.0:
+            raise ValueError(f"`threshold` must be a probability in (0, 1] or None, got {threshold!r}.")
+        if sampler != "confidence":
+            raise ValueError(f"`threshold` needs the confidence sampler (sampler='confidence'), not {sampler!r}.")
+        threshold = float(threshold)
+    if block_length is not None:
+        block_length = as_integer(block_length, "block_length")
+        if not 1 <= block_length <= MAX_TEXT_TOKENS:
+            raise ValueError(f"`block_length` must be between 1 and {MAX_TEXT_TOKENS}, got {block_length}.")
+    if max_new_tokens is not None:
+        max_new_tokens = as_integer(max_new_tokens, "max_new_tokens")
+        if block_length is None:
+            raise ValueError("`max_new_tokens` grows the answer block by block: set `block_length` too.")
+        if not max_length <= max_new_tokens <= MAX_TEXT_TOKENS:
+            raise ValueError(f"`max_new_tokens` must be between the slot length {max_length} and "
+                             f"{MAX_TEXT_TOKENS}, got {max_new_tokens}.")
+    return threshold, block_length, max_new_tokens
+
+
+def check_text_positions(length: int, limit: int | None, what: str) -> None:
+    """Refuse a text sequence longer than the text encoder's position table (``limit``; None: no table)."""
+    if limit is not None and length > limit:
+        raise ValueError(f"{what} would reach {length} tokens; this model's text encoder reads at most {limit} "
+                         f"(max_position_embeddings). Use a shorter max_length or max_new_tokens.")

@@ -31,6 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--sampler", choices=SAMPLERS, default=None,
                       help="text sampler: the paper's ancestral one or confidence-based (default: the model's)")
     text.add_argument("--max-length", type=int, default=None, help="length of the text slot in tokens")
+    text.add_argument("--threshold", type=float, default=None,
+                      help="confidence sampler: also commit every token at least this sure, and stop a block once "
+                           "nothing in it is masked (--steps becomes the most per block)")
+    text.add_argument("--block-length", type=int, default=None,
+                      help="decode the slot left to right in blocks of this many tokens")
+    text.add_argument("--max-new-tokens", type=int, default=None,
+                      help="with --block-length: append blocks until the text ends, up to this many tokens")
+    text.add_argument("--eos-early-stop", action=argparse.BooleanOptionalAction, default=None,
+                      help="stop once every row has ended (same text, fewer forward passes)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = sub.add_parser("generate", parents=[common], help="text -> image",
@@ -112,12 +121,13 @@ def _run(args: argparse.Namespace) -> int:
                    guidance_scale=args.guidance, generator=generator)
         out.images[0].save(args.output)
         print(f"saved {args.output}")
-    elif args.command == "caption":
-        out = pipe.caption(image, prompt=args.prompt, num_inference_steps=args.steps,
-                           max_length=args.max_length, sampler=args.sampler, generator=generator)
-        print(out.text[0])
     else:
-        out = pipe.answer(image, args.question, num_inference_steps=args.steps, max_length=args.max_length,
-                          sampler=args.sampler, generator=generator, short_answer=args.short_answer)
+        decoding = dict(num_inference_steps=args.steps, max_length=args.max_length, sampler=args.sampler,
+                        generator=generator, threshold=args.threshold, block_length=args.block_length,
+                        max_new_tokens=args.max_new_tokens, eos_early_stop=args.eos_early_stop)
+        if args.command == "caption":
+            out = pipe.caption(image, prompt=args.prompt, **decoding)
+        else:
+            out = pipe.answer(image, args.question, short_answer=args.short_answer, **decoding)
         print(out.text[0])
     return 0

@@ -3,6 +3,7 @@
 The released folders name their transformer ``SD3JointModelFlexible`` from a module of the authors'
 (design.md §2), which diffusers cannot import; every folder's transformer is therefore loaded as
 :class:`DualDiffusionTransformer` and the other four components by the class ``model_index.json`` names.
+An optional sixth, ``preview_decoder`` (a small ``AutoencoderTiny``), is loaded when the index names it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from safetensors.torch import load_file
 
 from .bundled import NAME as BUNDLED
 from .bundled import bundled_model_path
+from .latents import check_preview_decoder
 from .task_defaults import RELEASED_TASK_DEFAULTS
 from .text_layout import mask_token_id
 from .transformer import DualDiffusionTransformer
@@ -24,6 +26,7 @@ from .transformer import DualDiffusionTransformer
 logger = logging.getLogger(__name__)
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
+PREVIEW_DECODER = "preview_decoder"  # the optional sixth: a small AutoencoderTiny for step previews
 MASK_EMBEDDING_NAMES = ("mask_embedding.safetensors", "mask_token_embedding.safetensors", "mask_embedding.pt",
                         "mask_token_embedding.pt", "mask_token_emb.00-of-01.pth")  # the last: the authors' own file
 RELEASED_TRANSFORMER_CLASS = "SD3JointModelFlexible"
@@ -90,11 +93,12 @@ def read_index(folder: Path) -> dict:
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-def _load_component(folder: Path, name: str, load):
-    """``load()``, with any failure turned into one line naming the component's folder (and its weights)."""
-    path = folder / name
+def _load_component(folder: Path, name: str, load, what: str | None = None):
+    """``load()``, with any failure turned into one line naming the component's folder (and its weights);
+    ``what`` names the component in the message (default: ``name``)."""
+    path, what = folder / name, what or name
     if not path.is_dir():
-        raise ModelFolderError(f"{path}: the {name} folder is missing")
+        raise ModelFolderError(f"{path}: the {what} folder is missing")
     weights = sorted(f.name for f in path.iterdir() if f.suffix in PICKLE_SUFFIXES + (".safetensors",))
     if weights and not any(w.endswith(".safetensors") for w in weights):
         raise ModelFolderError(f"{path}: only pickle weights ({', '.join(weights)}); ddit loads safetensors only "
@@ -104,12 +108,12 @@ def _load_component(folder: Path, name: str, load):
     except Exception as err:  # any library's failure: truncated or wrong-shape weights, a bad config, ...
         detail = " ".join(str(err).split())[:300] or type(err).__name__
         named = f" ({', '.join(weights)})" if weights else ""
-        raise ModelFolderError(f"{path}{named}: cannot load the {name}: {detail}") from None
+        raise ModelFolderError(f"{path}{named}: cannot load the {what}: {detail}") from None
 
 
 def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: torch.dtype | None = None,
                   device: str | torch.device | None = None, mask_embedding: str | Path | None = None,
-                  task_defaults: dict | None = None):
+                  task_defaults: dict | None = None, preview_decoder=None):
     """Load a D-DiT pipeline folder (ours or the released layout) onto ``device`` in ``torch_dtype``.
 
     Defaults: CUDA + bf16 when available, else CPU + fp32. ``mask_embedding`` is a file with a trained
@@ -117,6 +121,8 @@ def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: t
     file named like ``mask_embedding.safetensors`` (or the authors' ``mask_token_emb.00-of-01.pth``) in the
     folder is used when not given. ``task_defaults`` overrides the saved sampling defaults; a released D-DiT
     folder, which saves none, opens with the authors' settings (``RELEASED_TASK_DEFAULTS``).
+    ``preview_decoder`` (an ``AutoencoderTiny``, or a folder holding one, e.g. a copy of TAESD3 for SD3 latents)
+    decodes the app's step previews; default: the folder's own ``preview_decoder`` when it has one, else none.
     """
     folder = resolve_folder(pretrained_model_name_or_path)
     index = read_index(folder)
@@ -132,7 +138,33 @@ def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: t
         parts[name] = _load_component(folder, name, lambda: component_cls.from_pretrained(folder / name, **kwargs))
     _load_mask_embedding(parts["text_encoder"], parts["tokenizer"], folder, mask_embedding)
     saved_defaults = {**_saved_defaults(index), **(task_defaults or {})}
-    return cls(**parts, task_defaults=saved_defaults).to(device)
+    preview = _load_preview_decoder(folder, index, preview_decoder, dtype, parts["vae"])
+    return cls(**parts, task_defaults=saved_defaults, preview_decoder=preview).to(device)
+
+
+def _load_preview_decoder(folder: Path, index: dict, given, dtype: torch.dtype, vae):
+    """The optional preview decoder: ``given`` (a module, or a folder holding an ``AutoencoderTiny``), else the one
+    the folder's model_index.json names (``[null, null]`` when saved without one), else None."""
+    if given is not None and not isinstance(given, (str, Path)):
+        return given
+    if given is not None:
+        from diffusers import AutoencoderTiny
+
+        path, component_cls = Path(given), AutoencoderTiny
+        if not path.is_dir():
+            raise FileNotFoundError(f"Preview decoder folder not found: {path}")
+    else:
+        entry = index.get(PREVIEW_DECODER)
+        if not isinstance(entry, list) or entry[-1] is None:
+            return None
+        path, component_cls = folder / PREVIEW_DECODER, _component_class(*entry[-2:])
+    decoder = _load_component(path.parent, path.name, lambda: component_cls.from_pretrained(path, torch_dtype=dtype),
+                              what=PREVIEW_DECODER.replace("_", " "))
+    try:
+        check_preview_decoder(vae, decoder)
+    except ValueError as err:
+        raise ModelFolderError(f"{path}: {err}") from None
+    return decoder
 
 
 def _saved_defaults(index: dict) -> dict:

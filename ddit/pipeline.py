@@ -18,14 +18,15 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from . import loading
-from .checks import as_integer, check_guidance, check_guidance_interval, check_steps, check_text_length
+from .checks import (MAX_TEXT_TOKENS, as_integer, check_guidance, check_guidance_interval, check_steps,
+                     check_text_decoding, check_text_length, check_text_positions)
 from .image_inputs import load_image, resize_and_center_crop
-from .latents import decode_latents, encode_latents, vae_scale_factor
+from .latents import check_preview_decoder, decode_latents, encode_latents, vae_scale_factor
 from .lora import LoraMixin
 from .image_sampling import ImageStep, image_steps
 from .task_defaults import TaskDefaults, append_instruction
 from .text_layout import decode_responses, end_token_id, layout, mask_token_id, prompt_ids
-from .text_sampling import TextStep, text_steps
+from .text_sampling import TextDecoding, TextStep, text_steps
 from .text_scheduler import SAMPLERS
 
 
@@ -38,6 +39,7 @@ class DualDiffusionImageOutput(BaseOutput):
 class DualDiffusionTextOutput(BaseOutput):
     text: list[str]
     token_ids: torch.LongTensor
+    forward_passes: int | None = None  # transformer calls the batch took
 
 
 def _as_list(value, name: str) -> list:
@@ -54,14 +56,20 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
     ``text_encoder`` (a bidirectional transformers encoder), ``tokenizer`` (with a mask token), and
     ``scheduler`` (``FlowMatchEulerDiscreteScheduler``). ``task_defaults`` (saved with the model) sets
     what calling a task with no options does. LoRA adapters: ``load_lora_weights``, ``fuse_lora`` (``ddit.lora``).
+    Optional: ``preview_decoder``, a small ``AutoencoderTiny`` for the VAE's latents (``decode_preview``).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = ["preview_decoder"]
 
-    def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler, task_defaults: dict | None = None):
+    def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler, task_defaults: dict | None = None,
+                 preview_decoder=None):
         super().__init__()
+        if preview_decoder is not None:
+            check_preview_decoder(vae, preview_decoder)
         self.register_modules(
-            transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
+            transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
+            preview_decoder=preview_decoder,
         )
         self.defaults = TaskDefaults.from_dict(task_defaults)
         self.register_to_config(task_defaults=self.defaults.to_dict())
@@ -110,6 +118,16 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         if output_type == "latent":
             return latents
         pixels = decode_latents(self.vae, latents)
+        return self.image_processor.postprocess(pixels, output_type=output_type)
+
+    @torch.no_grad()
+    def decode_preview(self, latents: torch.Tensor, output_type: str = "pil"):
+        """A quick look at normalised latents (e.g. a step's ``pred_clean``): decoded by the ``preview_decoder``
+        when the pipeline has one (a few % of a step's time instead of more than a step), else by the VAE as
+        ``decode_latents`` does. Final images should use ``decode_latents``."""
+        if self.preview_decoder is None or output_type == "latent":
+            return self.decode_latents(latents, output_type)
+        pixels = decode_latents(self.preview_decoder, latents)
         return self.image_processor.postprocess(pixels, output_type=output_type)
 
     # ---------------------------------------------------------------- text-to-image
@@ -197,8 +215,9 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
     # ---------------------------------------------------------------- image-to-text
     def iter_text(
         self, image, prompt: str | list[str], num_inference_steps: int, max_length: int, sampler: str,
-        generator: torch.Generator | None = None, confidence_threshold: float | None = None,
-        reuse_predictions: bool = True, total_length: int | None = None,
+        generator: torch.Generator | None = None, threshold: float | None = None,
+        reuse_predictions: bool = True, total_length: int | None = None, block_length: int | None = None,
+        max_new_tokens: int | None = None, eos_early_stop: bool = False,
     ) -> Iterator[TextStep]:
         """Validate now; return an iterator of :class:`TextStep` that in-fills a response slot after each prompt.
 
@@ -206,7 +225,8 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         ``reuse_predictions`` skips the forward pass after a step that revealed nothing ("ddpm_cache": the
         tokens, hence p(x0 | x_t), are unchanged); False runs the model at every step, with the same result.
         ``total_length`` fixes each row's length, prompt included (the slot is what the prompt leaves, at least
-        ``max_length``); None: the longest prompt plus ``max_length``.
+        ``max_length``); None: the longest prompt plus ``max_length``. ``threshold``, ``block_length``,
+        ``max_new_tokens`` and ``eos_early_stop`` set how the loop decodes (``ddit.text_sampling``).
         """
         prompts = _as_list(prompt, "prompt")
         if not all(isinstance(p, str) for p in prompts):
@@ -215,8 +235,10 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         if sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
         max_length = as_integer(max_length, "max_length")
-        if not 1 <= max_length <= 4096:
-            raise ValueError(f"`max_length` must be between 1 and 4096, got {max_length}.")
+        if not 1 <= max_length <= MAX_TEXT_TOKENS:
+            raise ValueError(f"`max_length` must be between 1 and {MAX_TEXT_TOKENS}, got {max_length}.")
+        decoding = TextDecoding(*check_text_decoding(threshold, block_length, max_new_tokens, sampler, max_length),
+                                eos_early_stop=bool(eos_early_stop))
         images = None
         if image is not None:
             images = [load_image(i) for i in _as_list(image, "image")]
@@ -229,8 +251,9 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         check_text_length(lengths, prompts, longest, "prompt (question or instruction in the model's template)",
                           setting)
         batch = layout(self.tokenizer, prompts, max_length, max_prompt_length=longest, total_length=total_length)
-        return text_steps(self, batch, images, num_inference_steps, sampler, generator, confidence_threshold,
-                               reuse_predictions)
+        check_text_positions(decoding.longest(batch), getattr(self.text_encoder.config, "max_position_embeddings",
+                                                              None), "The prompt and its answer slot")
+        return text_steps(self, batch, images, num_inference_steps, sampler, generator, decoding, reuse_predictions)
 
     def decode_text(self, state: TextStep) -> list[str]:
         """Response text of each row of a text state, cut at the first EOS/PAD."""
@@ -238,20 +261,26 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
 
     def iter_caption(self, image, prompt: str | list[str] | None = None, num_inference_steps: int | None = None,
                      max_length: int | None = None, sampler: str | None = None,
-                     generator: torch.Generator | None = None) -> Iterator[TextStep]:
+                     generator: torch.Generator | None = None, threshold: float | None = None,
+                     block_length: int | None = None, max_new_tokens: int | None = None,
+                     eos_early_stop: bool | None = None) -> Iterator[TextStep]:
         """Step iterator for captioning; ``prompt`` is an optional instruction (default: the model's)."""
         d = self.defaults
         images = _as_list(image, "image")
         prompts = _as_list(prompt if prompt is not None else d.caption_prompt, "prompt")
         if len(prompts) == 1:
             prompts = prompts * len(images)
+        sampler = _pick(sampler, d.caption_sampler)
         return self.iter_text(images, prompts, _pick(num_inference_steps, d.caption_steps),
-                              _pick(max_length, d.caption_length), _pick(sampler, d.caption_sampler), generator,
-                              d.confidence_threshold)
+                              _pick(max_length, d.caption_length), sampler, generator,
+                              **d.text_decoding("caption", sampler, threshold, block_length, max_new_tokens,
+                                                eos_early_stop))
 
     def iter_answer(self, image, question: str | list[str], num_inference_steps: int | None = None,
                     max_length: int | None = None, sampler: str | None = None,
-                    generator: torch.Generator | None = None, short_answer: bool = False) -> Iterator[TextStep]:
+                    generator: torch.Generator | None = None, short_answer: bool = False,
+                    threshold: float | None = None, block_length: int | None = None,
+                    max_new_tokens: int | None = None, eos_early_stop: bool | None = None) -> Iterator[TextStep]:
         """Step iterator for VQA: the question, in the model's template, stays fixed; the answer is in-filled.
 
         ``short_answer`` appends ``SHORT_ANSWER_INSTRUCTION`` to each question (the released checkpoints'
@@ -265,34 +294,45 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         questions = [append_instruction(q.strip()) if short_answer else q.strip() for q in questions]
         prompts = [d.question_template.format(question=q) for q in questions]
         total = d.answer_total_length if max_length is None else None
+        sampler = _pick(sampler, d.answer_sampler)
         return self.iter_text(image, prompts, _pick(num_inference_steps, d.answer_steps),
-                              1 if total else _pick(max_length, d.answer_length), _pick(sampler, d.answer_sampler),
-                              generator, d.confidence_threshold, total_length=total)
+                              1 if total else _pick(max_length, d.answer_length), sampler, generator,
+                              total_length=total, **d.text_decoding("answer", sampler, threshold, block_length,
+                                                                    max_new_tokens, eos_early_stop))
 
-    def _run_text(self, iterator: Iterator[TextStep], total: int) -> DualDiffusionTextOutput:
-        state = None
-        with self.progress_bar(total=total) as bar:
-            for state in iterator:
-                bar.update()
+    def _run_text(self, iterator: Iterator[TextStep]) -> DualDiffusionTextOutput:
+        state = next(iterator, None)
         if state is None:
             raise RuntimeError("Sampling was interrupted before the first step.")
-        return DualDiffusionTextOutput(text=self.decode_text(state), token_ids=state.token_ids)
+        with self.progress_bar(total=state.num_steps) as bar:
+            bar.update()
+            for state in iterator:
+                bar.total = state.num_steps  # the most steps: adaptive decoding ends earlier, appended blocks add
+                bar.update()
+            bar.total = bar.n  # an early end is a finished run, not a stalled one
+            bar.refresh()
+        return DualDiffusionTextOutput(text=self.decode_text(state), token_ids=state.token_ids,
+                                       forward_passes=state.forward_passes)
 
     def caption(self, image, prompt: str | list[str] | None = None, num_inference_steps: int | None = None,
                 max_length: int | None = None, sampler: str | None = None,
-                generator: torch.Generator | None = None) -> DualDiffusionTextOutput:
+                generator: torch.Generator | None = None, threshold: float | None = None,
+                block_length: int | None = None, max_new_tokens: int | None = None,
+                eos_early_stop: bool | None = None) -> DualDiffusionTextOutput:
         """Describe one image or a list of images. Unset options take the model's ``task_defaults``."""
-        iterator = self.iter_caption(image, prompt, num_inference_steps, max_length, sampler, generator)
-        return self._run_text(iterator, _pick(num_inference_steps, self.defaults.caption_steps))
+        return self._run_text(self.iter_caption(image, prompt, num_inference_steps, max_length, sampler, generator,
+                                                threshold, block_length, max_new_tokens, eos_early_stop))
 
     def answer(self, image, question: str | list[str], num_inference_steps: int | None = None,
                max_length: int | None = None, sampler: str | None = None,
-               generator: torch.Generator | None = None, short_answer: bool = False) -> DualDiffusionTextOutput:
+               generator: torch.Generator | None = None, short_answer: bool = False,
+               threshold: float | None = None, block_length: int | None = None,
+               max_new_tokens: int | None = None, eos_early_stop: bool | None = None) -> DualDiffusionTextOutput:
         """Answer question(s) about image(s). Unset options take the model's ``task_defaults``;
         ``short_answer`` asks for a single word or phrase (see ``iter_answer``)."""
-        iterator = self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator,
-                                    short_answer)
-        return self._run_text(iterator, _pick(num_inference_steps, self.defaults.answer_steps))
+        return self._run_text(self.iter_answer(image, question, num_inference_steps, max_length, sampler, generator,
+                                               short_answer, threshold, block_length, max_new_tokens,
+                                               eos_early_stop))
 
 
 def _pick(value, default):

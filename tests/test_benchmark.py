@@ -13,6 +13,7 @@ from ddit.testing import build_tiny_pipeline
 import shapes_world as sw
 from shapes_world import benchmark as bench
 from shapes_world.benchmark.cli import main as benchmark_main
+from shapes_world.benchmark.report import markdown
 from shapes_world.judge import read_scene
 
 N = 12  # enough benchmark items for every T2I category and several question types
@@ -180,13 +181,18 @@ def test_sweep_caps_steps_at_the_slot(tiny):
     assert set(sweep["fewest_steps"]["vqa"]) == {"ancestral", "confidence"}
 
 
-def test_t2i_sweep_crosses_the_defaults(tiny):
-    d = tiny.defaults
-    rows = bench.sweep_t2i(tiny, n=2, batch=2, guidance=(1.0, 3.0), steps=(2, d.image_steps))["rows"]
-    assert [(r["steps"], r["guidance_scale"]) for r in rows] == [
-        (d.image_steps, 1.0), (d.image_steps, 3.0), (2, d.guidance_scale)]
-    assert all(_in_unit(r["overall"]) for r in rows)
-    assert "T2I against image steps and guidance" in bench.report({"t2i_sweep": {"rows": rows}})
+def test_t2i_sweep_is_accuracy_against_passes(tiny):
+    plan = (("euler", 3, 1.0, 2.0, None), ("dpm++2m", 3, 2.0, 2.0, (0.6, 1.0)))  # sigmas 1, .8 guided; .5 not
+    sweep = bench.sweep_t2i(tiny, n=2, batch=2, plan=plan)
+    rows = sweep["rows"]
+    assert [(r["solver"], r["steps"], r["passes"]) for r in rows] == [
+        ("euler", 3, 6), ("dpm++2m", 3, 5), ("euler", tiny.defaults.image_steps, 2 * tiny.defaults.image_steps)]
+    assert [r["default"] for r in rows] == [False, False, True]  # the model's own settings are added
+    assert type(tiny.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"  # put back after the sweep
+    assert all(_in_unit(r["overall"]) for r in rows) and sweep["reference"] == rows[0]
+    assert sweep["fewest_passes"] in {r["passes"] for r in rows}
+    assert "T2I against transformer passes" in bench.report({"t2i_sweep": sweep})
+    assert "| dpm++2m | 3 | 2 | 2 | 0.6-1 | 5 |" in markdown({"t2i_sweep": sweep})
 
 
 def test_main_writes_json(tmp_path, capsys):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from train.config import TrainConfig, load_yaml
+from train.preview_decoder import PreviewDecoderConfig
 from train.vae import VAEConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,15 @@ def test_base_chains_and_unknown_keys_name_the_file(tmp_path):
         TrainConfig.from_yaml(bad)
 
 
+def test_image_solver_is_checked_when_the_config_loads(tmp_path):
+    cfg = TrainConfig.from_yaml(write(tmp_path / "ok.yaml", "image_solver: {solver: dpm++2m, shift: 2.0}\n"))
+    assert cfg.image_solver == {"solver": "dpm++2m", "shift": 2.0}
+    for bad, message in (("{solver: rk4}", "Unknown solver"), ("{solver: euler, shift: -1}", "shift"),
+                         ("{solver: euler, order: 3}", "order")):
+        with pytest.raises(ValueError, match=message):
+            TrainConfig.from_yaml(write(tmp_path / "bad.yaml", f"image_solver: {bad}\n"))
+
+
 def test_sampling_settings_follow_the_data(tmp_path):
     cfg = TrainConfig.from_yaml(write(tmp_path / "c.yaml", "data:\n  resolution: 32\n  text_length: 40\n"
                                                             "  prompt_length: 20\ntask_defaults:\n  answer_length: 5\n"))
@@ -58,6 +68,8 @@ def test_vae_config_uses_the_same_strict_loader(tmp_path):
 def test_every_shipped_config_loads(path):
     if path.name.startswith("vae"):  # the VAE trainer's own schema (train/vae.py)
         assert VAEConfig.from_yaml(path).steps > 0
+    elif path.name.startswith("preview_decoder"):  # the preview decoder's (train/preview_decoder.py)
+        assert PreviewDecoderConfig.from_yaml(path).steps > 0
     else:
         cfg = TrainConfig.from_yaml(path)
         assert cfg.optim.max_steps > 0 and cfg.sampling_defaults()["resolution"] == cfg.data.resolution

@@ -12,6 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ddit import DualDiffusionPipeline
+from ddit.image_sampling import solver_name
 from ddit.task_defaults import TaskDefaults
 from ddit.text_layout import decode_responses
 from ddit.word_tokenizer import build_word_tokenizer
@@ -85,7 +86,9 @@ def test_mask_embedding_policy_trains_only_the_mask_row():
 
 
 def test_tiny_run_losses_fall_and_saves_a_loadable_pipeline(tmp_path):
-    folder = train(tiny_config(tmp_path, max_steps=30))
+    cfg = tiny_config(tmp_path, max_steps=30)
+    cfg.image_solver = {"solver": "dpm++2m", "shift": 2.0}
+    folder = train(cfg)
     history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert history[-1]["loss_image"] < history[0]["loss_image"]
     assert history[-1]["loss_text"] < history[0]["loss_text"]
@@ -94,6 +97,7 @@ def test_tiny_run_losses_fall_and_saves_a_loadable_pipeline(tmp_path):
     pipe = DualDiffusionPipeline.from_pretrained(folder, device="cpu")
     pipe.set_progress_bar_config(disable=True)
     assert pipe.answer(np.zeros((16, 16, 3), np.uint8), "how many shapes are there?").text[0] is not None
+    assert solver_name(pipe.scheduler) == "dpm++2m" and pipe.scheduler.config.flow_shift == 2.0
 
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):

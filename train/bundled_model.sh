@@ -4,7 +4,8 @@
 #   2. D-DiT stage 1 from scratch (shapes_world.yaml)  ~63 min, 8 of them encoding the latent pool
 #   3. D-DiT stage 2, question-heavy, decaying LR      ~25 min
 #   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~16 min (its pool: stage 1's first 20000 scenes)
-# (~115 min in all on the 2-core machine of the model card; 2-core machines differ by up to ~1.8x)
+#   5. the preview decoder (a tiny AutoencoderTiny for the app's step previews)  ~5 min
+# (~120 min in all on the 2-core machine of the model card; 2-core machines differ by up to ~1.8x)
 # then copies stage 3's pipeline into assets/ddit-shapes (the model card, README.md, is kept) and benchmarks it.
 # Re-running skips nothing: delete runs/vae_shapes, runs/shapes_world* first for a clean rebuild.
 # After an interruption, re-run the interrupted step with --resume (python -m train CONFIG --resume).
@@ -20,6 +21,11 @@ cp -r runs/shapes_world_stage3/pipeline/. "$target"/
 cp train/configs/vae_shapes.yaml "$target"/vae_config.yaml
 cp runs/shapes_world/config.yaml "$target"/train_config_stage1.yaml
 cp runs/shapes_world_stage2/config.yaml "$target"/train_config_stage2.yaml
+# the app's step previews: a tiny AutoencoderTiny for this VAE, written into the pipeline (~5 min); one thread:
+# a net this small gains nothing from a second, and a busy machine made two threads ~8x slower
+OMP_NUM_THREADS=1 python -m train.preview_decoder train/configs/preview_decoder_shapes.yaml --model "$target" \
+    --output_dir runs/preview_decoder --install
+cp train/configs/preview_decoder_shapes.yaml "$target"/preview_decoder_config.yaml
 echo "bundled model written to $target (train_config.yaml is stage 3's; stages 1 and 2: train_config_stage1/2.yaml)"
 # the card's tables come from this file (~3 min; tests/test_bundled_model.py checks the card against it)
 python -m shapes_world.benchmark --model "$target" --speed-items 0 --markdown --json "$target/benchmark.json"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from ddit.image_sampling import flow_scheduler
 from ddit.losses import JointLossConfig
 from ddit.lora import TEXT_ENCODER_TARGETS, TRANSFORMER_TARGETS
 
@@ -129,12 +130,20 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "runs/default"
     task_defaults: dict = field(default_factory=dict)  # saved into the pipeline's model_index.json
+    # the saved pipeline's image solver: {solver: euler|heun|dpm++2m|unipc, shift: S} (ddit.image_sampling);
+    # empty keeps the initial pipeline's scheduler (Euler, shift 1, for a new model)
+    image_solver: dict = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
         """Load a config (following ``base:``); raises ``ValueError`` naming any unknown or derived key."""
         config = load_yaml(cls, path, inherit=True)
         config.sampling_defaults()  # refuse derived keys now, not at the end of a run
+        if config.image_solver:  # an unknown solver or option fails now, naming the file
+            try:
+                flow_scheduler(**config.image_solver)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{path}: image_solver: {err}") from None
         return config
 
     def to_dict(self) -> dict:

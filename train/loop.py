@@ -28,6 +28,7 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from ddit.image_sampling import flow_scheduler
 from ddit.latents import encode_latents
 from ddit.lora import COMPONENTS, save_lora_weights
 from ddit.losses import JointLossConfig, LossBreakdown, joint_loss
@@ -135,6 +136,8 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     )
     set_seed(cfg.seed)  # identical initial weights in every process
     parts = build_components(cfg.model, cfg.data)
+    if cfg.image_solver:  # sampling only: the training objective never uses the scheduler
+        parts["scheduler"] = flow_scheduler(**cfg.image_solver)
     if cfg.lora.enabled:  # before the optimizer and EMA, which then hold the adapters only
         add_lora(parts, cfg.lora, cfg.model.train_text_encoder)
     tokenizer, vae = parts["tokenizer"], parts["vae"].eval().requires_grad_(False).to(accelerator.device)

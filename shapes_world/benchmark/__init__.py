@@ -8,6 +8,7 @@
   "adversarial" settings (absent pairs drawn from all, or from those sharing a colour or shape in the scene);
 - speed: seconds per item at batch 1 with the model's defaults;
 - ``--sweep``: caption and VQA accuracy against the number of text denoising steps, per sampler;
+- ``--threshold-sweep``: caption and VQA accuracy and forward passes against the confidence threshold;
 - ``--t2i-sweep``: T2I accuracy against the guidance scale and the number of image steps.
 
 Items are pure functions of the benchmark seed, and each batch has its own seeded generator.
@@ -20,11 +21,12 @@ from .items import (
 )
 from .report import report, table
 from .scoring import T2I_CATEGORIES, cider, words
-from .sweeps import fewest_steps, sweep_t2i, sweep_text_steps
+from .sweeps import fewest_steps, sweep_t2i, sweep_text_steps, sweep_text_thresholds
 from .tasks import evaluate_caption, evaluate_t2i, evaluate_vqa, evaluate_yes_no, measure_speed
 
 __all__ = [
     "PERTURBATIONS", "POPE_SETTINGS", "T2I_CATEGORIES", "benchmark_images", "benchmark_input", "benchmark_questions",
     "cider", "evaluate_caption", "evaluate_t2i", "evaluate_vqa", "evaluate_yes_no", "fewest_steps", "measure_speed",
-    "report", "sweep_t2i", "sweep_text_steps", "t2i_prompts", "table", "words", "yes_no_probes",
+    "report", "sweep_t2i", "sweep_text_steps", "sweep_text_thresholds", "t2i_prompts", "table", "words",
+    "yes_no_probes",
 ]

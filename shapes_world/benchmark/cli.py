@@ -1,5 +1,5 @@
 """``python -m shapes_world.benchmark --model PATH [--n N] [--json OUT] [--batch B] [--perturb P] [--sweep]
-[--t2i-sweep] [--tasks t2i,caption,vqa,yesno] [--speed-items K] [--seed S]
+[--threshold-sweep] [--t2i-sweep] [--tasks t2i,caption,vqa,yesno] [--speed-items K] [--seed S]
 [--caption-sampler S] [--caption-steps K] [--answer-sampler S] [--answer-steps K]``: the Shapes-World benchmark."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ddit.text_scheduler import SAMPLERS
 from ..scene import BENCHMARK_SEED
 from .items import PERTURBATIONS
 from .report import markdown, report, settings_line
-from .sweeps import sweep_t2i, sweep_text_steps
+from .sweeps import sweep_t2i, sweep_text_steps, sweep_text_thresholds
 from .tasks import evaluate_caption, evaluate_t2i, evaluate_vqa, evaluate_yes_no, measure_speed
 
 TASKS = ("t2i", "caption", "vqa", "yesno")
@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=32, help="batch size for the accuracy runs")
     parser.add_argument("--perturb", choices=PERTURBATIONS, default="none", help="how caption/VQA inputs are rendered")
     parser.add_argument("--sweep", action="store_true", help="accuracy against text steps, per sampler")
+    parser.add_argument("--threshold-sweep", action="store_true",
+                        help="accuracy and forward passes against the confidence threshold, without and with early "
+                             "stop (at most --caption-steps/--answer-steps steps, default the model's)")
     parser.add_argument("--t2i-sweep", action="store_true", help="T2I against guidance and image steps")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
     parser.add_argument("--speed-items", type=int, default=10, help="items timed per task (0: no speed)")
@@ -79,6 +82,10 @@ def main(argv: list[str] | None = None) -> dict:
     text_tasks = tuple(t for t in ("caption", "vqa") if t in tasks)
     if args.sweep and text_tasks:
         results["sweep"] = sweep_text_steps(pipe, **common, perturb=args.perturb, tasks=text_tasks)
+    if args.threshold_sweep and text_tasks:
+        results["threshold_sweep"] = sweep_text_thresholds(pipe, **common, perturb=args.perturb, tasks=text_tasks,
+                                                           caption_steps=args.caption_steps,
+                                                           answer_steps=args.answer_steps)
     if args.t2i_sweep and "t2i" in tasks:
         results["t2i_sweep"] = sweep_t2i(pipe, **common)
     print("\n" + report(results))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ddit.image_sampling import solver_name
+
 from .items import POPE_SETTINGS
 from .tasks import text_settings
 
@@ -58,12 +60,29 @@ def report(results: dict) -> str:
                 for t, s in sorted({(r["task"], r["sampler"]) for r in rows})]
         out.append(("Accuracy (%) against text steps (caption: exact, vqa: overall)",
                     table(["task sampler"] + [str(k) for k in steps] + ["fewest losing < 1 pt"], body)))
+    if "threshold_sweep" in results:
+        body = [[r["task"], "-" if r["threshold"] is None else f"{r['threshold']:g}",
+                 "yes" if r["eos_early_stop"] else "no", str(r["steps"]), _pct(r["accuracy"]),
+                 "-" if r["forward_passes"] is None else f"{r['forward_passes']:.2f}"]
+                for r in results["threshold_sweep"]["rows"]]
+        out.append(("Confidence sampler: accuracy (%) and forward passes per item against the threshold "
+                    "(caption: exact, vqa: overall; steps: the most)",
+                    table(["task", "threshold", "early stop", "steps", "accuracy", "passes"], body)))
     if "t2i_sweep" in results:
-        body = [[str(r["steps"]), f"{r['guidance_scale']:g}", _pct(r["overall"]), _pct(r["geneval_mean"])]
-                for r in results["t2i_sweep"]["rows"]]
-        out.append(("T2I against image steps and guidance (%)",
-                    table(["steps", "guidance", "overall", "geneval_mean"], body)))
+        sweep = results["t2i_sweep"]
+        out.append((f"T2I against transformer passes per image (first row: the reference; fewest within "
+                    f"{100 * sweep['tolerance']:g} pt of it: {sweep['fewest_passes']} passes)", _t2i_curve(sweep, table)))
     return "\n\n".join(f"{title}\n{body}" for title, body in out)
+
+
+def _t2i_curve(sweep: dict, render) -> str:
+    """The passes-vs-accuracy rows of ``--t2i-sweep`` through ``render`` (``table`` or ``_md``)."""
+    body = [[r["solver"], str(r["steps"]), f"{r['shift']:g}", f"{r['guidance_scale']:g}",
+             "all" if r["guidance_interval"] is None else "{:g}-{:g}".format(*r["guidance_interval"]),
+             str(r["passes"]), _pct(r["overall"]), _pct(r["geneval_mean"]), "default" if r["default"] else ""]
+            for r in sweep["rows"]]
+    return render(["solver", "steps", "shift", "guidance", "guided sigmas", "passes", "overall", "geneval_mean", ""],
+                  body)
 
 
 def settings_line(pipe, args: argparse.Namespace) -> str:
@@ -73,7 +92,8 @@ def settings_line(pipe, args: argparse.Namespace) -> str:
     answer_steps, answer_sampler = text_settings(pipe, "answer", args.answer_steps, args.answer_sampler)
     return (f"model {args.model} | device {pipe.device} | n {args.n} | batch {args.batch} | "
             f"perturb {args.perturb} | seed {args.seed}\n"
-            f"t2i: steps {d.image_steps}, guidance {d.guidance_scale} | "
+            f"t2i: {solver_name(pipe.scheduler) or type(pipe.scheduler).__name__}, steps {d.image_steps}, "
+            f"guidance {d.guidance_scale}, guided sigmas {d.guidance_interval or 'all'} | "
             f"caption: sampler {caption_sampler}, steps {caption_steps} | "
             f"vqa: sampler {answer_sampler}, steps {answer_steps}")
 
@@ -105,4 +125,6 @@ def markdown(results: dict) -> str:
         keys = ("accuracy", "precision", "recall", "f1", "yes_ratio")
         out.append(_md(["Yes/no (POPE-style), %", "accuracy", "precision", "recall", "F1", "yes ratio"],
                        [[s] + [_pct(r[s][k]) for k in keys] for s in POPE_SETTINGS]))
+    if "t2i_sweep" in results:
+        out.append(_t2i_curve(results["t2i_sweep"], _md))
     return "\n\n".join(out)

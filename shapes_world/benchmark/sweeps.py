@@ -1,7 +1,9 @@
-"""Accuracy against sampler settings: text steps per sampler, and T2I guidance and image steps."""
+"""Accuracy against sampler settings: text steps per sampler, the confidence threshold (with forward passes),
+and T2I accuracy against transformer passes (solver, steps, shift, guidance)."""
 
 from __future__ import annotations
 
+from ddit.image_sampling import flow_scheduler, solver_name
 from ddit.text_scheduler import SAMPLERS
 
 from ..scene import BENCHMARK_SEED
@@ -9,8 +11,13 @@ from .tasks import evaluate_caption, evaluate_t2i, evaluate_vqa
 
 SWEEP_STEPS = (1, 2, 4, 8, 16, 32)
 SWEEP_TOLERANCE = 0.01  # the defaults should lose under 1 point against the best
-SWEEP_GUIDANCE = (1.0, 1.5, 2.0, 3.0, 4.5)  # --t2i-sweep, at the default image steps
-SWEEP_IMAGE_STEPS = (15, 25, 40)  # --t2i-sweep, at the default guidance
+# --t2i-sweep: (solver, steps, shift, guidance, guidance interval); the first is the reference, 25 guided Euler steps
+T2I_SWEEP = (
+    ("euler", 25, 1.0, 2.0, None), ("euler", 8, 1.0, 2.0, None), ("dpm++2m", 8, 2.0, 2.0, None),
+    ("dpm++2m", 8, 2.0, 2.5, (0.6, 1.0)), ("dpm++2m", 6, 2.0, 2.5, (0.6, 1.0)), ("dpm++2m", 5, 2.0, 2.5, (0.6, 1.0)),
+    ("dpm++2m", 4, 2.0, 2.5, (0.6, 1.0)),
+)
+SWEEP_THRESHOLDS = (None, 0.5, 0.7, 0.8, 0.9, 0.95)  # --threshold-sweep; None: the model's default
 
 
 def fewest_steps(accuracy_by_steps: dict[int, float], tolerance: float = SWEEP_TOLERANCE) -> int:
@@ -40,14 +47,50 @@ def sweep_text_steps(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_
     return {"rows": rows, "fewest_steps": fewest, "tolerance": SWEEP_TOLERANCE}
 
 
-def sweep_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED,
-              guidance: tuple[float, ...] = SWEEP_GUIDANCE, steps: tuple[int, ...] = SWEEP_IMAGE_STEPS) -> dict:
-    """T2I overall and GenEval mean for each guidance scale at the default steps, and for each step count at
-    the default guidance (a cross through the defaults, not a grid)."""
-    d = pipe.defaults
-    plan = [(d.image_steps, g) for g in guidance] + [(k, d.guidance_scale) for k in steps if k != d.image_steps]
+def sweep_text_thresholds(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
+                          thresholds: tuple[float | None, ...] = SWEEP_THRESHOLDS,
+                          tasks: tuple[str, ...] = ("caption", "vqa"), caption_steps: int | None = None,
+                          answer_steps: int | None = None) -> dict:
+    """Caption exact match or VQA overall accuracy, and mean transformer passes per item, for the confidence
+    sampler at each threshold, without and with ``eos_early_stop``. The steps (default: the model's) are the
+    most a run with a threshold takes; a row's ``threshold`` is the one used (None: the fixed loop)."""
+    plan = {"caption": (evaluate_caption, "exact", caption_steps), "vqa": (evaluate_vqa, "overall", answer_steps)}
     rows = []
-    for k, g in plan:
-        r = evaluate_t2i(pipe, n, batch, seed, steps=k, guidance_scale=g)
-        rows.append({"steps": k, "guidance_scale": g, "overall": r["overall"], "geneval_mean": r["geneval_mean"]})
+    for task in tasks:
+        evaluate, key, steps = plan[task]
+        for threshold in thresholds:
+            for early in (False, True):
+                r = evaluate(pipe, n, batch, seed, perturb, steps=steps, sampler="confidence",
+                             decoding={"threshold": threshold, "eos_early_stop": early})
+                used = pipe.defaults.text_decoding("caption" if task == "caption" else "answer", "confidence",
+                                                   threshold)["threshold"]
+                rows.append({"task": task, "threshold": used, "eos_early_stop": early, "steps": r["settings"]["steps"],
+                             "accuracy": r[key], "forward_passes": r["forward_passes"]})
     return {"rows": rows}
+
+
+def sweep_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED,
+              plan: tuple[tuple, ...] = T2I_SWEEP) -> dict:
+    """T2I overall and GenEval mean against transformer passes per image: one row per (solver, steps, shift,
+    guidance, interval) of ``plan`` (the first is the reference) and one for the model's own settings.
+
+    ``fewest_passes`` is the fewest passes whose overall loses less than SWEEP_TOLERANCE against the reference.
+    """
+    d, saved = pipe.defaults, pipe.scheduler
+    own = (solver_name(saved) or type(saved).__name__, d.image_steps,
+           saved.config.get("shift", saved.config.get("flow_shift")), d.guidance_scale,
+           None if d.guidance_interval is None else tuple(d.guidance_interval))
+    rows = []
+    try:
+        for solver, steps, shift, scale, interval in plan if own in plan else (*plan, own):
+            if (solver, steps, shift, scale, interval) != own:
+                pipe.scheduler = flow_scheduler(solver, shift)
+            r = evaluate_t2i(pipe, n, batch, seed, steps=steps, guidance_scale=scale, guidance_interval=interval)
+            pipe.scheduler = saved
+            rows.append({**r["settings"], "default": (solver, steps, shift, scale, interval) == own,
+                         "overall": r["overall"], "geneval_mean": r["geneval_mean"]})
+    finally:
+        pipe.scheduler = saved
+    reference = rows[0]["overall"]
+    fewest = min(r["passes"] for r in rows if reference - r["overall"] < SWEEP_TOLERANCE - 1e-9)
+    return {"rows": rows, "reference": rows[0], "fewest_passes": fewest, "tolerance": SWEEP_TOLERANCE}

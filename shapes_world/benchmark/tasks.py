@@ -37,12 +37,25 @@ def text_settings(pipe, task: str, steps: int | None, sampler: str | None) -> tu
     return (default_steps if steps is None else steps), (sampler or default_sampler)
 
 
+def _with_passes(out) -> list[tuple[str, int | None]]:
+    """Each row's text with the transformer passes its batch took (None when the output does not say)."""
+    return [(text, getattr(out, "forward_passes", None)) for text in out.text]
+
+
+def _texts_and_passes(rows: list[tuple[str, int | None]]) -> tuple[list[str], float | None]:
+    """The texts, and the mean passes per item (each item counts its batch's passes; None if any is unknown)."""
+    passes = [p for _, p in rows]
+    return [t for t, _ in rows], (None if None in passes or not passes else statistics.fmean(passes))
+
+
 def _answers(pipe, images: list, questions: list[str], batch: int, seed: int, steps: int, sampler: str,
-             desc: str) -> list[str]:
-    """The model's answer to each (image, question) pair, in seeded batches."""
-    return _run_batches(lambda i, q, generator: pipe.answer(i, q, num_inference_steps=steps, sampler=sampler,
-                                                            generator=generator).text,
-                        (images, questions), batch, seed, desc)
+             desc: str, decoding: dict | None = None) -> tuple[list[str], float | None]:
+    """The model's answer to each (image, question) pair, in seeded batches, and the mean passes per item."""
+    decoding = decoding or {}
+    return _texts_and_passes(_run_batches(
+        lambda i, q, generator: _with_passes(pipe.answer(i, q, num_inference_steps=steps, sampler=sampler,
+                                                         generator=generator, **decoding)),
+        (images, questions), batch, seed, desc))
 
 
 def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, steps: int | None = None,
@@ -72,30 +85,36 @@ def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED
 
 
 def evaluate_caption(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
-                     steps: int | None = None, sampler: str | None = None) -> dict:
-    """Caption benchmark renders: exact-scene match (unparseable is wrong) and CIDEr."""
+                     steps: int | None = None, sampler: str | None = None, decoding: dict | None = None) -> dict:
+    """Caption benchmark renders: exact-scene match (unparseable is wrong), CIDEr and mean transformer passes
+    per item. ``decoding``: the text loop's options for ``pipe.caption`` (threshold, block_length, ...)."""
     steps, sampler = text_settings(pipe, "caption", steps, sampler)
+    decoding = decoding or {}
     scenes, images = benchmark_images(n, seed, perturb)
-    texts = _run_batches(lambda i, generator: pipe.caption(i, num_inference_steps=steps, sampler=sampler,
-                                                           generator=generator).text,
-                         (images,), batch, seed, f"caption {sampler} {steps}")
+    texts, passes = _texts_and_passes(_run_batches(
+        lambda i, generator: _with_passes(pipe.caption(i, num_inference_steps=steps, sampler=sampler,
+                                                       generator=generator, **decoding)),
+        (images,), batch, seed, f"caption {sampler} {steps}"))
     exact = mean_of([is_caption_of(t, s) for t, s in zip(texts, scenes)])
-    return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb},
-            "exact": exact, "cider": cider(texts, [caption(s) for s in scenes])}
+    return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb, **decoding},
+            "exact": exact, "cider": cider(texts, [caption(s) for s in scenes]), "forward_passes": passes}
 
 
 def evaluate_vqa(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
-                 steps: int | None = None, sampler: str | None = None) -> dict:
-    """Answer one question per benchmark render: accuracy per type and overall."""
+                 steps: int | None = None, sampler: str | None = None, decoding: dict | None = None) -> dict:
+    """Answer one question per benchmark render: accuracy per type and overall, and mean transformer passes per
+    item. ``decoding``: the text loop's options for ``pipe.answer`` (threshold, block_length, ...)."""
     steps, sampler = text_settings(pipe, "answer", steps, sampler)
+    decoding = decoding or {}
     scenes, images = benchmark_images(n, seed, perturb)
     questions, answers, qtypes = zip(*benchmark_questions(scenes, seed))
-    texts = _answers(pipe, images, questions, batch, seed, steps, sampler, f"vqa {sampler} {steps}")
+    texts, passes = _answers(pipe, images, questions, batch, seed, steps, sampler, f"vqa {sampler} {steps}",
+                             decoding)
     predicted = [words(t) for t in texts]
     correct = [p == a for p, a in zip(predicted, answers)]
     per_type = {qtype: score([c for c, t in zip(correct, qtypes) if t == qtype]) for qtype in QTYPES}
-    return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb},
-            "per_type": per_type, "overall": mean_of(correct)}
+    return {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb, **decoding},
+            "per_type": per_type, "overall": mean_of(correct), "forward_passes": passes}
 
 
 def evaluate_yes_no(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
@@ -107,7 +126,7 @@ def evaluate_yes_no(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_S
     out = {"n": n, "settings": {"steps": steps, "sampler": sampler, "perturb": perturb}}
     for setting in POPE_SETTINGS:
         questions, answers = zip(*yes_no_probes(scenes, seed, setting))
-        texts = _answers(pipe, images, questions, batch, seed, steps, sampler, f"yes/no {setting}")
+        texts, _ = _answers(pipe, images, questions, batch, seed, steps, sampler, f"yes/no {setting}")
         said = [words(t) == "yes" for t in texts]
         truth = [a == "yes" for a in answers]
         true_yes = sum(p and g for p, g in zip(said, truth))
