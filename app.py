@@ -24,6 +24,7 @@ except ImportError:  # everywhere else the handlers run as they are
 import argparse
 import random
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
 from ddit import DualDiffusionPipeline, TextStep
 from ddit.cli import DEFAULT_MODEL
 from app_inputs import (  # noqa: F401  (re-exported: app.stopped, app.user_error, ...)
-    VIEW_SIDE, check_prompt_words, done, image_input, number, read_image, start, stopped, user_error,
+    VIEW_SIDE, check_prompt_words, done, image_input, number, read_image, start, stopped, timed, user_error,
     warn_unknown_words,
 )
 from ddit.checks import GUIDANCE_RANGE, MAX_STEPS, seeded_generator
@@ -44,6 +45,7 @@ from ddit.task_defaults import SAMPLERS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 MASK_GLYPH, END_GLYPH = "▒", "·"
+MAX_PACE = 2.0  # seconds per step: the slowest the text tabs can be made to go, for watching
 COLORS = {"masked": "#d0d0d0", "new": "#ffb347", "question": "#9ec5fe"}
 CAPTION_COLORS = {k: v for k, v in COLORS.items() if k != "question"}  # captions have no question to show
 # small images fill their box, drawn with square pixels (a 64x64 upload is otherwise a speck in a wide box)
@@ -88,8 +90,9 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     steps_iter = start(lambda: pipe.iter_generate(
         prompt.strip(), negative_prompt=negative or None, num_inference_steps=number(steps, "Steps"),
         guidance_scale=number(guidance, "Guidance"), generator=seeded_generator(seed)))
-    frames = []
-    for state in steps_iter:
+    frames, seconds = [], 0.0
+    for state, secs in timed(steps_iter):
+        seconds += secs
         preview = pipe.decode_preview(state.pred_clean)[0]  # the small preview decoder when the model has one
         frames.append(preview)
         yield upscale(preview), None, None, f"step {state.step + 1}/{state.num_steps} · seed {seed}"
@@ -99,23 +102,48 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     upscale(frames[0], 128).save(gif, save_all=True, append_images=[upscale(f, 128) for f in frames[1:]],
                                  duration=150, loop=0)
     strip = [(upscale(f, 96), f"step {i + 1}") for i, f in enumerate(frames[:-1])]
-    yield upscale(final), strip, str(gif), f"{done(len(frames) - 1)} · seed {seed}"
+    yield upscale(final), strip, str(gif), f"{done(len(frames) - 1, state.forward_passes, seconds)} · seed {seed}"
+
+
+def text_stats(pipe, state, seconds: float) -> str:
+    """The finished status line of a text run: steps, answer tokens, forward passes, tokens/s, latency."""
+    row = state.response_mask[0] & ~state.masked[0] & (state.token_ids[0] != pipe.end_token_id)
+    return done(state.step + 1, state.forward_passes, seconds, int(row.sum()))
+
+
+def pace_seconds(pace) -> float:
+    """The pace control's value, checked: seconds to pause after each shown step (0: none)."""
+    try:
+        pace = float(pace if pace is not None else 0)
+    except (TypeError, ValueError):
+        raise user_error(f"Pace must be a number of seconds per step, got {pace!r}.") from None
+    if not 0 <= pace <= MAX_PACE:
+        raise user_error(f"Pace must be between 0 and {MAX_PACE:g} seconds per step, got {pace:g}.")
+    return pace
+
+
+def paced(steps_iter, pace: float):
+    """``timed(steps_iter)``, pausing ``pace`` seconds after each step is shown: the real loop, slowed to watch."""
+    for state, secs in timed(steps_iter):
+        yield state, secs
+        time.sleep(pace)
 
 
 @on_gpu
-def caption(pipe, image, steps, length, sampler, seed):
+def caption(pipe, image, steps, length, sampler, seed, pace=0):
     """Stream the caption's tokens unmasking; keep every step for the replay slider."""
-    image = read_image(pipe, image)
+    image, pace = read_image(pipe, image), pace_seconds(pace)
     steps_iter = start(lambda: pipe.iter_caption(
         image, num_inference_steps=number(steps, "Steps"), max_length=number(length, "Length"), sampler=sampler,
-        generator=seeded_generator(number(seed, "Seed"))))
-    history = []
-    for state in steps_iter:
+        generator=seeded_generator(number(seed, "Seed")), reveal_per_step=1 if pace else None))
+    history, seconds = [], 0.0
+    for state, secs in paced(steps_iter, pace):
+        seconds += secs
         history.append(token_view(pipe, state))
         status = f"step {state.step + 1}/{state.num_steps}"
         yield history[-1], pipe.decode_text(state)[0], gr.Slider(visible=False), history, status
     yield (history[-1], pipe.decode_text(state)[0], gr.Slider(1, len(history), value=len(history), step=1,
-                                                              visible=True), history, done(len(history)))
+                                                              visible=True), history, text_stats(pipe, state, seconds))
 
 
 def replay(step, history):
@@ -126,24 +154,26 @@ def replay(step, history):
 
 
 @on_gpu
-def chat(pipe, image, message, history, steps, sampler, seed):
+def chat(pipe, image, message, history, steps, sampler, seed, pace=0):
     """Answer a question about the image, streaming the unmasking into the chat."""
-    image = read_image(pipe, image)
+    image, pace = read_image(pipe, image), pace_seconds(pace)
     if not message or not message.strip():
         raise user_error("Please type a question about the image.")
     steps_iter = start(lambda: pipe.iter_answer(
         image, message.strip(), num_inference_steps=number(steps, "Steps"), sampler=sampler,
-        generator=seeded_generator(number(seed, "Seed"))))
+        generator=seeded_generator(number(seed, "Seed")), reveal_per_step=1 if pace else None))
     warn_unknown_words(pipe, message)
     history = list(history or []) + [{"role": "user", "content": message.strip()},
                                      {"role": "assistant", "content": ""}]
-    for state in steps_iter:
+    seconds = 0.0
+    for state, secs in paced(steps_iter, pace):
+        seconds += secs
         view = token_view(pipe, state)
         partial_answer = " ".join(t.strip() for t, label in view if label != "question" and t.strip() != END_GLYPH)
         history[-1] = {"role": "assistant", "content": partial_answer}
         yield history, view, "", f"step {state.step + 1}/{state.num_steps}"
     history[-1] = {"role": "assistant", "content": pipe.decode_text(state)[0] or "(no answer)"}
-    yield history, view, "", done(state.num_steps)
+    yield history, view, "", text_stats(pipe, state, seconds)
 
 
 def fresh_scene():
@@ -214,7 +244,7 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
             image = image_input(label="Image")
             drawn = gr.Markdown()
             draw = gr.Button("Draw a new scene")
-            steps, sampler, seed = text_controls(image, example_images, d.caption_steps, d.caption_sampler)
+            steps, sampler, seed, pace = text_controls(image, example_images, d.caption_steps, d.caption_sampler)
             length = gr.Number(d.caption_length, label="Length (tokens)")
             with gr.Row():
                 go = gr.Button("Caption", variant="primary")
@@ -227,7 +257,7 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
             replay_slider = gr.Slider(1, 2, value=1, step=1, label="Replay step", visible=False)
     history = gr.State([])
     draw.click(fresh_scene, None, [image, drawn], queue=False)
-    event = go.click(partial(caption, pipe), [image, steps, length, sampler, seed],
+    event = go.click(partial(caption, pipe), [image, steps, length, sampler, seed, pace],
                      [tokens, text, replay_slider, history, status], api_name="caption", **HEAVY)
     replay_slider.change(replay, [replay_slider, history], [tokens], queue=False)
     # cancel first, then say where it stopped: an update still in flight cannot overwrite the message
@@ -235,11 +265,13 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
 
 
 def text_controls(image: gr.Image, example_images: list[str], steps: int, sampler: str) -> tuple:
-    """Example images for ``image``, then the (steps, sampler, seed) controls of a text task."""
+    """Example images for ``image``, then the (steps, sampler, seed, pace) controls of a text task."""
     if example_images:
         gr.Examples(example_images, inputs=[image], label="Example images")
     return (gr.Number(steps, label="Steps", info=f"1 to {MAX_STEPS}"),
-            gr.Radio(list(SAMPLERS), value=sampler, label="Sampler"), gr.Number(0, label="Seed"))
+            gr.Radio(list(SAMPLERS), value=sampler, label="Sampler"), gr.Number(0, label="Seed"),
+            gr.Slider(0, MAX_PACE, value=0, step=0.05, label="Pace (seconds per step)",
+                      info="to watch: tokens appear one at a time; 0 = full speed"))
 
 
 def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
@@ -248,7 +280,7 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     with gr.Row():
         with gr.Column():
             image = image_input(label="Image")
-            steps, sampler, seed = text_controls(image, example_images, d.answer_steps, d.answer_sampler)
+            steps, sampler, seed, pace = text_controls(image, example_images, d.answer_steps, d.answer_sampler)
         with gr.Column():
             chatbot = gr.Chatbot(label="Chat about the image", height=300)
             question = gr.Textbox(label="Question", placeholder="what color is the circle?")
@@ -259,7 +291,7 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
             status = gr.Markdown()
             tokens = gr.HighlightedText(label="This answer's tokens (blue: your question, fixed)",
                                         color_map=COLORS, show_legend=True, combine_adjacent=False)
-    inputs, outputs = [image, question, chatbot, steps, sampler, seed], [chatbot, tokens, question, status]
+    inputs, outputs = [image, question, chatbot, steps, sampler, seed, pace], [chatbot, tokens, question, status]
     ask_event = ask.click(partial(chat, pipe), inputs, outputs, api_name="ask", **HEAVY)
     submit_event = question.submit(partial(chat, pipe), inputs, outputs, api_name=False, **HEAVY)
     stop.click(None, None, None, cancels=[ask_event, submit_event], queue=False).then(stopped, status, status,

@@ -4,6 +4,7 @@ number boxes handed to the pipeline's own checks, words the model does not know,
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -72,9 +73,33 @@ def start(make_iterator):
         raise user_error(str(err)) from None
 
 
-def done(steps: int) -> str:
-    """The status line of a finished run."""
-    return f"done: {steps} step{'s' if steps != 1 else ''}"
+def timed(iterator):
+    """Each state of a step iterator with the seconds spent computing it (not the time spent showing it)."""
+    while True:
+        begin = time.perf_counter()
+        try:
+            state = next(iterator)
+        except StopIteration:
+            return
+        yield state, time.perf_counter() - begin
+
+
+def _count(n: int, word: str, plural: str = "s") -> str:
+    return f"{n} {word}{plural if n != 1 else ''}"
+
+
+def done(steps: int, passes: int | None = None, seconds: float | None = None, tokens: int | None = None) -> str:
+    """The status line of a finished run: its steps and, when given, tokens, forward passes, tokens/s, latency."""
+    parts = [f"done: {_count(steps, 'step')}"]
+    if tokens is not None:
+        parts.append(_count(tokens, "token"))
+    if passes is not None:
+        parts.append(_count(passes, "forward pass", "es"))
+    if tokens is not None and seconds:
+        parts.append(f"{tokens / seconds:.0f} tokens/s")
+    if seconds is not None:
+        parts.append(f"{seconds * 1000:.0f} ms")
+    return " · ".join(parts)
 
 
 def stopped(status: str) -> str:

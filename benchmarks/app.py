@@ -131,9 +131,9 @@ def measure_app(args: argparse.Namespace, d) -> tuple[float, float, dict[str, tu
             "generate": (d.image_steps, lambda: client.submit(args.prompt, "", d.image_steps, d.guidance_scale, 0,
                                                               False, api_name="/generate")),
             "caption": (d.caption_steps, lambda: client.submit(img, d.caption_steps, d.caption_length,
-                                                               d.caption_sampler, 0, api_name="/caption")),
+                                                               d.caption_sampler, 0, 0, api_name="/caption")),
             "ask": (d.answer_steps, lambda: client.submit(img, args.question, [], d.answer_steps, d.answer_sampler,
-                                                          0, api_name="/ask")),
+                                                          0, 0, api_name="/ask")),
         }
         client_ms = {}
         for name, (steps, submit) in requests.items():

@@ -217,7 +217,7 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         self, image, prompt: str | list[str], num_inference_steps: int, max_length: int, sampler: str,
         generator: torch.Generator | None = None, threshold: float | None = None,
         reuse_predictions: bool = True, total_length: int | None = None, block_length: int | None = None,
-        max_new_tokens: int | None = None, eos_early_stop: bool = False,
+        max_new_tokens: int | None = None, eos_early_stop: bool = False, reveal_per_step: int | None = None,
     ) -> Iterator[TextStep]:
         """Validate now; return an iterator of :class:`TextStep` that in-fills a response slot after each prompt.
 
@@ -227,6 +227,9 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         ``total_length`` fixes each row's length, prompt included (the slot is what the prompt leaves, at least
         ``max_length``); None: the longest prompt plus ``max_length``. ``threshold``, ``block_length``,
         ``max_new_tokens`` and ``eos_early_stop`` set how the loop decodes (``ddit.text_sampling``).
+        ``reveal_per_step`` (for watching): a step that commits more tokens than this commits them this many at a
+        time, most confident first, each part a step of its own that reuses the step's forward pass; the tokens
+        and the number of passes are the same as without it.
         """
         prompts = _as_list(prompt, "prompt")
         if not all(isinstance(p, str) for p in prompts):
@@ -253,7 +256,10 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         batch = layout(self.tokenizer, prompts, max_length, max_prompt_length=longest, total_length=total_length)
         check_text_positions(decoding.longest(batch), getattr(self.text_encoder.config, "max_position_embeddings",
                                                               None), "The prompt and its answer slot")
-        return text_steps(self, batch, images, num_inference_steps, sampler, generator, decoding, reuse_predictions)
+        if reveal_per_step is not None and not 1 <= as_integer(reveal_per_step, "reveal_per_step"):
+            raise ValueError(f"`reveal_per_step` must be at least 1 (or None), got {reveal_per_step}.")
+        return text_steps(self, batch, images, num_inference_steps, sampler, generator, decoding, reuse_predictions,
+                          reveal_per_step)
 
     def decode_text(self, state: TextStep) -> list[str]:
         """Response text of each row of a text state, cut at the first EOS/PAD."""
@@ -263,7 +269,7 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
                      max_length: int | None = None, sampler: str | None = None,
                      generator: torch.Generator | None = None, threshold: float | None = None,
                      block_length: int | None = None, max_new_tokens: int | None = None,
-                     eos_early_stop: bool | None = None) -> Iterator[TextStep]:
+                     eos_early_stop: bool | None = None, reveal_per_step: int | None = None) -> Iterator[TextStep]:
         """Step iterator for captioning; ``prompt`` is an optional instruction (default: the model's)."""
         d = self.defaults
         images = _as_list(image, "image")
@@ -273,6 +279,7 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         sampler = _pick(sampler, d.caption_sampler)
         return self.iter_text(images, prompts, _pick(num_inference_steps, d.caption_steps),
                               _pick(max_length, d.caption_length), sampler, generator,
+                              reveal_per_step=reveal_per_step,
                               **d.text_decoding("caption", sampler, threshold, block_length, max_new_tokens,
                                                 eos_early_stop))
 
@@ -280,7 +287,8 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
                     max_length: int | None = None, sampler: str | None = None,
                     generator: torch.Generator | None = None, short_answer: bool = False,
                     threshold: float | None = None, block_length: int | None = None,
-                    max_new_tokens: int | None = None, eos_early_stop: bool | None = None) -> Iterator[TextStep]:
+                    max_new_tokens: int | None = None, eos_early_stop: bool | None = None,
+                    reveal_per_step: int | None = None) -> Iterator[TextStep]:
         """Step iterator for VQA: the question, in the model's template, stays fixed; the answer is in-filled.
 
         ``short_answer`` appends ``SHORT_ANSWER_INSTRUCTION`` to each question (the released checkpoints'
@@ -297,8 +305,9 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         sampler = _pick(sampler, d.answer_sampler)
         return self.iter_text(image, prompts, _pick(num_inference_steps, d.answer_steps),
                               1 if total else _pick(max_length, d.answer_length), sampler, generator,
-                              total_length=total, **d.text_decoding("answer", sampler, threshold, block_length,
-                                                                    max_new_tokens, eos_early_stop))
+                              total_length=total, reveal_per_step=reveal_per_step,
+                              **d.text_decoding("answer", sampler, threshold, block_length, max_new_tokens,
+                                                eos_early_stop))
 
     def _run_text(self, iterator: Iterator[TextStep]) -> DualDiffusionTextOutput:
         state = next(iterator, None)

@@ -34,7 +34,7 @@ class TextStep:
     """State after one text step (all (b, l); l grows when ``max_new_tokens`` appends a block): tokens, which
     are still masked, which were revealed now."""
 
-    step: int
+    step: int  # parts of one step (``reveal_per_step``) share its number
     num_steps: int  # the most steps this slot can take (steps x blocks); fewer with threshold or early stop
     token_ids: torch.LongTensor
     masked: torch.BoolTensor
@@ -110,9 +110,18 @@ def _grow(x: torch.Tensor, response: torch.Tensor, decoding: TextDecoding, mask_
     return torch.cat([x, tail], -1), torch.cat([response, torch.ones_like(new)], -1)
 
 
+def in_parts(revealed: torch.Tensor, confidence: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Split one step's ``revealed`` (b, l) into successive masks of at most ``size`` positions per row, most
+    confident first; their union is ``revealed`` (one part when no row reveals more than ``size``)."""
+    score = torch.where(revealed, confidence, torch.full_like(confidence, -float("inf")))
+    rank = score.argsort(dim=-1, descending=True, stable=True).argsort(dim=-1)  # 0 = most confident
+    parts = max(1, math.ceil(int(revealed.sum(-1).max()) / size))
+    return [revealed & (rank >= k * size) & (rank < (k + 1) * size) for k in range(parts)]
+
+
 @torch.no_grad()
 def text_steps(pipe, batch: TextBatch, images, steps: int, sampler: str, generator, decoding: TextDecoding,
-               reuse_predictions: bool) -> Iterator[TextStep]:
+               reuse_predictions: bool, reveal_per_step: int | None = None) -> Iterator[TextStep]:
     """In-fill the response slots of ``batch`` step by step, conditioned on ``images`` (None: the null image)."""
     latents = None if images is None else pipe.encode_image(images).expand(batch.input_ids.shape[0], -1, -1, -1)
     scheduler = MaskedDiffusionScheduler(sampler=sampler, confidence_threshold=decoding.threshold)
@@ -134,7 +143,17 @@ def text_steps(pipe, batch: TextBatch, images, steps: int, sampler: str, generat
                 log_probs, passes = subs_log_probs(logits, x, mask_id), passes + 1
             # the scheduler sees only this block's masks (the rest as end tokens); the model saw them all masked
             out = scheduler.step(log_probs, i, torch.where(active, x, end_id), mask_id, generator)
+            if reveal_per_step is not None:  # for watching: commit this step's tokens a few at a time
+                confidence = log_probs.gather(-1, out.prev_sample.unsqueeze(-1)).squeeze(-1)
+                parts = in_parts(out.revealed, confidence, reveal_per_step)
+                for part in parts[:-1]:
+                    x = torch.where(part, out.prev_sample, x)
+                    yield TextStep(step=count, num_steps=steps * _blocks(response, decoding.block_length),
+                                   token_ids=x, masked=x == mask_id, revealed=part, response_mask=response,
+                                   reused_prediction=True, forward_passes=passes, block=block)
             x, revealed = torch.where(out.revealed, out.prev_sample, x), out.revealed
+            if reveal_per_step is not None:
+                revealed = parts[-1]
             changed = bool(revealed.any())
             finished = decoding.eos_early_stop and _finished(x, response, decoding, mask_id, end_id)
             if finished:

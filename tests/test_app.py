@@ -1,6 +1,7 @@
 """The Gradio app: construction, every tab driven through gradio_client, bad input, and load."""
 
 import concurrent.futures
+import re
 
 import numpy as np
 import pytest
@@ -62,7 +63,8 @@ def test_caption_streams_tokens(client, pipe, image_file):
     steps = 4
     job = client.submit(gradio_client.handle_file(image_file), steps, 6, "confidence", 0, api_name="/caption")
     tokens, text, _, status = job.result()
-    assert len(job.outputs()) == steps + 1 and status == f"done: {steps} steps"
+    assert len(job.outputs()) == steps + 1 and status.startswith(f"done: {steps} steps · ")
+    assert re.search(r"\d+ tokens? · \d+ forward pass(es)? · \d+ tokens/s · \d+ ms$", status)
     first = job.outputs()[0][0]
     assert any(span["class_or_confidence"] == "masked" for span in first)
     assert text.strip() and vocabulary_words(pipe, text)
@@ -72,7 +74,7 @@ def test_chat_answers_and_keeps_the_question(client, pipe, image_file):
     question = "what color is the circle?"
     job = client.submit(gradio_client.handle_file(image_file), question, [], 3, "confidence", 1, api_name="/ask")
     history, tokens, box, status = job.result()
-    assert len(job.outputs()) == 3 + 1 and status == "done: 3 steps"
+    assert len(job.outputs()) == 3 + 1 and status.startswith("done: 3 steps · ") and "forward pass" in status
     assert box == ""
     assert history[0]["content"][0]["text"] == question
     answer = history[-1]["content"][0]["text"]
@@ -133,7 +135,23 @@ def test_odd_images_are_converted(client, tmp_path, mode, size):
     Image.new("RGB", size, (200, 40, 40)).convert(mode).save(path)
     _, text, _, status = client.predict(gradio_client.handle_file(str(path)), 2, 4, "confidence", 0,
                                         api_name="/caption")
-    assert isinstance(text, str) and status == "done: 2 steps"
+    assert isinstance(text, str) and status.startswith("done: 2 steps")
+
+
+def test_pace_shows_one_step_token_by_token_with_the_same_answer(client, image_file):
+    """Pace slows the real loop: a one-step answer unmasks one token per update, in the same one pass."""
+    image = gradio_client.handle_file(image_file)
+    fast = client.submit(image, "what color is the circle?", [], 1, "confidence", 1, 0, api_name="/ask")
+    slow = client.submit(image, "what color is the circle?", [], 1, "confidence", 1, 0.05, api_name="/ask")
+    (fast_history, *_, fast_status), (slow_history, *_, slow_status) = fast.result(), slow.result()
+    assert len(fast.outputs()) == 1 + 1 and len(slow.outputs()) > 2  # several updates for one step
+    assert slow_history[-1] == fast_history[-1]
+    assert " · 1 forward pass · " in fast_status and " · 1 forward pass · " in slow_status
+    with pytest.raises(Exception, match="greater than maximum value"):  # the slider's own check
+        client.predict(image, "what color?", [], 1, "confidence", 1, 9, api_name="/ask")
+    for bad in (9, -1, "fast"):  # and ours, for calls that bypass it
+        with pytest.raises(app.gr.Error, match="Pace must be"):
+            app.pace_seconds(bad)
 
 
 def test_user_errors_are_logged_as_one_line(client, caplog, capfd):

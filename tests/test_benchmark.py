@@ -182,7 +182,7 @@ def test_sweep_caps_steps_at_the_slot(tiny):
 
 
 def test_t2i_sweep_is_accuracy_against_passes(tiny):
-    plan = (("euler", 3, 1.0, 2.0, None), ("dpm++2m", 3, 2.0, 2.0, (0.6, 1.0)))  # sigmas 1, .8 guided; .5 not
+    plan = (("euler", 3, 1.0, 2.0, (0.0, 1.0)), ("dpm++2m", 3, 2.0, 2.0, (0.6, 1.0)))  # sigmas 1, .8 guided; .5 not
     sweep = bench.sweep_t2i(tiny, n=2, batch=2, plan=plan)
     rows = sweep["rows"]
     assert [(r["solver"], r["steps"], r["passes"]) for r in rows] == [
@@ -193,6 +193,7 @@ def test_t2i_sweep_is_accuracy_against_passes(tiny):
     assert sweep["fewest_passes"] in {r["passes"] for r in rows}
     assert "T2I against transformer passes" in bench.report({"t2i_sweep": sweep})
     assert "| dpm++2m | 3 | 2 | 2 | 0.6-1 | 5 |" in markdown({"t2i_sweep": sweep})
+    assert "| euler | 3 | 1 | 2 | all | 6 |" in markdown({"t2i_sweep": sweep})
 
 
 def test_main_writes_json(tmp_path, capsys):

@@ -232,3 +232,18 @@ def test_a_200_token_answer_from_a_32_token_slot():
     assert out.forward_passes < 200  # several tokens per pass
     cut = pipe.answer(image, QUESTION, **options)  # no blocks: the slot is all there is
     assert cut.text[0].split() == TARGET[:32] and pipe.end_token_id not in cut.token_ids[0].tolist()
+
+
+@pytest.mark.parametrize("sampler", ["confidence", "ancestral"])
+def test_reveal_per_step_paces_the_same_decode(pipe, image, sampler):
+    """For watching: one step's tokens are committed a few at a time, with the same tokens and passes."""
+    plain = list(pipe.iter_caption(image, num_inference_steps=1, max_length=6, sampler=sampler, generator=gen(3)))
+    paced = list(pipe.iter_caption(image, num_inference_steps=1, max_length=6, sampler=sampler, generator=gen(3),
+                                   reveal_per_step=2))
+    assert len(plain) == 1 and len(paced) == 3  # 6 tokens, 2 at a time
+    assert torch.equal(paced[-1].token_ids, plain[-1].token_ids)
+    assert paced[-1].forward_passes == plain[-1].forward_passes == 1
+    assert all(int(s.revealed.sum()) == 2 for s in paced) and [s.step for s in paced] == [0, 0, 0]
+    assert [int(s.masked.sum()) for s in paced] == [4, 2, 0]
+    with pytest.raises(ValueError, match="reveal_per_step"):
+        pipe.iter_caption(image, reveal_per_step=0)

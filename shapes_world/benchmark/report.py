@@ -70,16 +70,19 @@ def report(results: dict) -> str:
                     table(["task", "threshold", "early stop", "steps", "accuracy", "passes"], body)))
     if "t2i_sweep" in results:
         sweep = results["t2i_sweep"]
-        out.append((f"T2I against transformer passes per image (first row: the reference; fewest within "
-                    f"{100 * sweep['tolerance']:g} pt of it: {sweep['fewest_passes']} passes)", _t2i_curve(sweep, table)))
+        title = (f"T2I against transformer passes per image (first row: the reference; fewest within "
+                 f"{100 * sweep['tolerance']:g} pt of it: {sweep['fewest_passes']} passes)")
+        out.append((title, _t2i_curve(sweep, table)))
     return "\n\n".join(f"{title}\n{body}" for title, body in out)
 
 
 def _t2i_curve(sweep: dict, render) -> str:
     """The passes-vs-accuracy rows of ``--t2i-sweep`` through ``render`` (``table`` or ``_md``)."""
+    def guided(interval) -> str:
+        return "all" if interval is None or tuple(interval) == (0.0, 1.0) else "{:g}-{:g}".format(*interval)
+
     body = [[r["solver"], str(r["steps"]), f"{r['shift']:g}", f"{r['guidance_scale']:g}",
-             "all" if r["guidance_interval"] is None else "{:g}-{:g}".format(*r["guidance_interval"]),
-             str(r["passes"]), _pct(r["overall"]), _pct(r["geneval_mean"]), "default" if r["default"] else ""]
+             guided(r["guidance_interval"]), str(r["passes"]), _pct(r["overall"]), _pct(r["geneval_mean"]), "default" if r["default"] else ""]
             for r in sweep["rows"]]
     return render(["solver", "steps", "shift", "guidance", "guided sigmas", "passes", "overall", "geneval_mean", ""],
                   body)

@@ -11,9 +11,11 @@ from .tasks import evaluate_caption, evaluate_t2i, evaluate_vqa
 
 SWEEP_STEPS = (1, 2, 4, 8, 16, 32)
 SWEEP_TOLERANCE = 0.01  # the defaults should lose under 1 point against the best
-# --t2i-sweep: (solver, steps, shift, guidance, guidance interval); the first is the reference, 25 guided Euler steps
+# --t2i-sweep: (solver, steps, shift, guidance, guided sigmas; (0, 1): every step); the first is the reference,
+# 25 Euler steps guided at every step (the model's defaults before this sweep)
+EVERY_STEP = (0.0, 1.0)
 T2I_SWEEP = (
-    ("euler", 25, 1.0, 2.0, None), ("euler", 8, 1.0, 2.0, None), ("dpm++2m", 8, 2.0, 2.0, None),
+    ("euler", 25, 1.0, 2.0, EVERY_STEP), ("euler", 8, 1.0, 2.0, EVERY_STEP), ("dpm++2m", 8, 2.0, 2.0, EVERY_STEP),
     ("dpm++2m", 8, 2.0, 2.5, (0.6, 1.0)), ("dpm++2m", 6, 2.0, 2.5, (0.6, 1.0)), ("dpm++2m", 5, 2.0, 2.5, (0.6, 1.0)),
     ("dpm++2m", 4, 2.0, 2.5, (0.6, 1.0)),
 )
