@@ -1,7 +1,7 @@
 """A fast quality check of the bundled model, so that a regression cannot land silently, and a check that its
 card quotes what was measured.
 
-50 seeded VQA items and 20 captions from the benchmark split, with the model's default settings; the floors
+50 seeded T2I prompts and VQA items and 20 captions from the benchmark split, with the model's default settings; the floors
 sit a few points under the full benchmark (``benchmark.json`` beside the model, n = 200).
 """
 
@@ -16,7 +16,8 @@ from shapes_world import benchmark as bench
 from shapes_world.benchmark.report import markdown
 
 MODEL = Path(__file__).resolve().parent.parent / "assets" / "ddit-shapes"
-VQA_FLOOR, CAPTION_FLOOR, YES_NO_FLOOR = 0.85, 0.90, 0.80
+VQA_FLOOR, CAPTION_FLOOR, YES_NO_FLOOR, T2I_FLOOR = 0.85, 0.90, 0.80, 0.45
+MAX_IMAGE_PASSES = 12  # the few-step default: at most 12 transformer passes per image
 pytestmark = pytest.mark.slow  # the real model on a few dozen items
 
 
@@ -26,6 +27,11 @@ def pipe():
     pipeline = DualDiffusionPipeline.from_pretrained(MODEL, device="cpu")
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+def test_bundled_t2i_accuracy_in_few_passes(pipe):
+    result = bench.evaluate_t2i(pipe, n=50, batch=25)
+    assert result["overall"] >= T2I_FLOOR and result["settings"]["passes"] <= MAX_IMAGE_PASSES, result
 
 
 def test_bundled_vqa_accuracy(pipe):
@@ -57,5 +63,6 @@ def test_card_tables_are_the_measured_ones_at_the_shipped_defaults():
     assert (settings["n"], settings["seed"], settings["perturb"]) == (200, BENCHMARK_SEED, "none")
     assert not any(settings[k] for k in ("caption_steps", "caption_sampler", "answer_steps", "answer_sampler"))
     card = (MODEL / "README.md").read_text()
-    assert markdown(measured) in card
+    tables = markdown(measured).split("\n\n")
+    assert len(tables) == 5 and all(table in card for table in tables)  # T2I, captions, VQA, yes/no, passes curve
     assert "bash train/bundled_model.sh" in card and (MODEL.parent.parent / "train" / "bundled_model.sh").is_file()

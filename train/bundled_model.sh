@@ -28,4 +28,4 @@ OMP_NUM_THREADS=1 python -m train.preview_decoder train/configs/preview_decoder_
 cp train/configs/preview_decoder_shapes.yaml "$target"/preview_decoder_config.yaml
 echo "bundled model written to $target (train_config.yaml is stage 3's; stages 1 and 2: train_config_stage1/2.yaml)"
 # the card's tables come from this file (~3 min; tests/test_bundled_model.py checks the card against it)
-python -m shapes_world.benchmark --model "$target" --speed-items 0 --markdown --json "$target/benchmark.json"
+python -m shapes_world.benchmark --model "$target" --speed-items 0 --t2i-sweep --markdown --json "$target/benchmark.json"
