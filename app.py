@@ -93,7 +93,8 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
     frames, seconds = [], 0.0
     for state, secs in timed(steps_iter):
         seconds += secs
-        preview = pipe.decode_preview(state.pred_clean)[0]  # the small preview decoder when the model has one
+        # the conditional prediction (guided ones overshoot at high noise), by the small decoder when there is one
+        preview = pipe.decode_preview(state.pred_clean_cond)[0]
         frames.append(preview)
         yield upscale(preview), None, None, f"step {state.step + 1}/{state.num_steps} · seed {seed}"
     final = pipe.decode_latents(state.latents)[0]

@@ -3,12 +3,12 @@
 Run:  python benchmarks/preview_colours.py [--model assets/ddit-shapes] [--seeds 8] [--steps 3]
 
 For each single-colour prompt and seed, the first ``--steps`` previews (the predicted clean image of each
-Euler step, default settings otherwise) are decoded both ways and read by ``read_colour``: the palette
+step, default settings otherwise) are decoded three ways (``preview_colours``) and read by ``read_colour``: the palette
 colour whose direction from white is nearest (by angle) to the mean of the inked pixels, so a faded
-preview reads as its colour; "blank" when almost nothing is inked. On ddit-shapes (its model card) blue
-previews read blue with the preview decoder where the VAE's often read purple, but a red circle's first
-previews read yellow or orange with either: the VAE lays red, orange, yellow and green along one latent
-direction from the background, and the model's first predictions do not yet carry the red.
+preview reads as its colour; "blank" when almost nothing is inked. On ddit-shapes (its model card) the
+guided predictions of a red circle's first steps read yellow or orange with either decoder: guidance pushes
+them along the one latent direction on which the VAE lays red, orange, yellow and green. The conditional
+prediction, which the app shows, reads red in 15 of 24 (the guided one in 2).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from ddit import DualDiffusionPipeline  # noqa: E402
 from ddit.cli import DEFAULT_MODEL  # noqa: E402
 from shapes_world import BACKGROUND, COLORS  # noqa: E402
 
-PROMPTS = ("a red circle", "a blue square", "a green triangle", "a purple circle")
+PROMPTS = ("a red circle", "a blue square", "a green triangle", "a purple circle", "an orange square",
+           "a large yellow triangle")
 INK = 40.0  # RGB distance from the background above which a pixel is inked (a 25 % red blend is ~75)
 MIN_INKED = 4  # pixels; fewer and the preview reads "blank"
 _DIRS = {name: np.subtract(rgb, BACKGROUND) / np.linalg.norm(np.subtract(rgb, BACKGROUND))
@@ -47,14 +48,16 @@ def read_colour(image: Image.Image) -> str:
 
 
 def preview_colours(pipe: DualDiffusionPipeline, prompt: str, seeds: range, steps: int) -> dict[str, list[list[str]]]:
-    """{"vae": ..., "preview": ...}: for each of the first ``steps`` steps, the colour read from each seed's
-    preview (``decode_latents`` vs ``decode_preview`` of ``pred_clean``)."""
-    read = {"vae": [[] for _ in range(steps)], "preview": [[] for _ in range(steps)]}
+    """For each of the first ``steps`` steps, the colour read from each seed's preview, three ways: "vae" and
+    "preview" decode the guided prediction ``pred_clean`` with the VAE and with the preview decoder (the app
+    before), "app" decodes the conditional prediction ``pred_clean_cond`` with the preview decoder (the app now)."""
+    read = {name: [[] for _ in range(steps)] for name in ("vae", "preview", "app")}
     for seed in seeds:
         states = pipe.iter_generate(prompt, generator=torch.Generator().manual_seed(seed))
         for state in itertools.islice(states, steps):
             read["vae"][state.step].append(read_colour(pipe.decode_latents(state.pred_clean)[0]))
             read["preview"][state.step].append(read_colour(pipe.decode_preview(state.pred_clean)[0]))
+            read["app"][state.step].append(read_colour(pipe.decode_preview(state.pred_clean_cond)[0]))
     return read
 
 
@@ -76,12 +79,12 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     if pipe.preview_decoder is None:
         print("note: this model has no preview decoder; both rows decode with the VAE")
-    print(f"{'prompt':<18}{'decoder':<9}" + "  ".join(f"{'step ' + str(i + 1):<26}" for i in range(args.steps)))
+    print(f"{'prompt':<24}{'decoder':<9}" + "  ".join(f"{'step ' + str(i + 1):<26}" for i in range(args.steps)))
     for prompt in PROMPTS:
         want = next(word for word in prompt.split() if word in COLORS)
         read = preview_colours(pipe, prompt, range(args.seeds), args.steps)
         for name, per_step in read.items():
-            print(f"{prompt:<18}{name:<9}" + "  ".join(f"{summary(c, want):<26}" for c in per_step))
+            print(f"{prompt:<24}{name:<9}" + "  ".join(f"{summary(c, want):<26}" for c in per_step))
 
 
 if __name__ == "__main__":

@@ -58,8 +58,12 @@ def planned_passes(scheduler, steps: int, scale: float, interval: tuple[float, f
 
 @dataclass
 class ImageStep:
-    """State after one T2I step: current ``latents`` and the predicted clean latents ``pred_clean`` (b, c, h, w).
+    """State after one T2I step: current ``latents`` and the predicted clean latents ``pred_clean`` (b, c, h, w),
+    from the guided velocity the step took.
 
+    ``pred_clean_cond``: the conditional model's own prediction, E[x0 | x_t, prompt] (the same as ``pred_clean``
+    on an unguided step). It is what a live preview should show: at high noise guidance extrapolates the
+    prediction beyond any image (a red object's first guided predictions decode yellow or green).
     ``forward_passes``: transformer passes per image so far (a guided step costs two, an unguided one).
     """
 
@@ -69,6 +73,7 @@ class ImageStep:
     latents: torch.Tensor
     pred_clean: torch.Tensor
     forward_passes: int = 0
+    pred_clean_cond: torch.Tensor | None = None
 
 
 def guided(sigma: float, scale: float, interval: tuple[float, float] | None) -> bool:
@@ -96,14 +101,15 @@ def image_steps(pipe, prompts, negatives, steps, scale, latents, callback, callb
         model_in, ctx = (torch.cat([latents, latents]), context) if use_cfg else (latents, context[-n:])
         v = pipe.transformer(model_in.to(pipe.transformer.dtype), ctx, t.expand(model_in.shape[0]),
                              return_logits=False).sample.float()
+        v_cond = v[-n:]
         if use_cfg:  # cond and uncond share one batch: (uncond | cond)
-            v = classifier_free_guidance(*v.chunk(2), scale)
+            v = classifier_free_guidance(v[:n], v_cond, scale)
         passes += 2 if use_cfg else 1
-        pred = predicted_clean(latents, v, sigma)
+        pred, pred_cond = predicted_clean(latents, v, sigma), predicted_clean(latents, v_cond, sigma)
         latents = scheduler.step(v, t, latents).prev_sample.float()
         if callback is not None:
             given = {"latents": latents, "pred_clean": pred}
             returned = callback(pipe, i, t, {k: given[k] for k in callback_inputs})
             latents = (returned or {}).get("latents", latents)
         yield ImageStep(step=i, num_steps=total, timestep=float(t), latents=latents, pred_clean=pred,
-                        forward_passes=passes)
+                        forward_passes=passes, pred_clean_cond=pred_cond)
