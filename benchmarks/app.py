@@ -80,11 +80,11 @@ class RssSampler(threading.Thread):
 
 def step_gaps(job, steps: int) -> list[float]:
     """Seconds between consecutive streamed step updates of one job (the final summary update left out; none for
-    a one-step task)."""
-    stamps = [time.perf_counter() for _ in job]
-    if len(stamps) != steps + 1:
-        raise SystemExit(f"need one update per step + 1 final, got {len(stamps)} updates for {steps} steps")
-    return [b - a for a, b in zip(stamps[: steps - 1], stamps[1:steps])]
+    a one-step run). ``steps`` is the most a run may take: a threshold or an early stop can end it sooner."""
+    stamps = [time.perf_counter() for _ in job][:-1]  # the step updates
+    if not 1 <= len(stamps) <= steps:
+        raise SystemExit(f"need 1 to {steps} step updates + 1 final, got {len(stamps) + 1} updates")
+    return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
 def time_iterator(make: Callable[[], Iterator], runs: int) -> tuple[float, list]:
