@@ -64,7 +64,11 @@ def test_vae_config_uses_the_same_strict_loader(tmp_path):
         VAEConfig.from_yaml(write(tmp_path / "w.yaml", "stepz: 3\n"))
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "train" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+CONFIGS = ROOT / "train" / "configs"  # its accelerate/ folder holds accelerate's own configs
+
+
+@pytest.mark.parametrize("path", sorted([*CONFIGS.glob("*.yaml"), *CONFIGS.glob("ablations/*.yaml")]),
+                         ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_shipped_config_loads(path):
     if path.name.startswith("vae"):  # the VAE trainer's own schema (train/vae.py)
         assert VAEConfig.from_yaml(path).steps > 0
