@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: ddit is not pip-installed
+from benchmarks.forward import time_interleaved  # noqa: E402
 from ddit import DualDiffusionPipeline  # noqa: E402
 from ddit.masked_diffusion import subs_log_probs  # noqa: E402
 from ddit.text_cache import CacheIntervals, EncoderCache, ImageStreamCache, TextStepCache, text_head  # noqa: E402
@@ -161,15 +162,7 @@ def time_settings(pipe, task: str, items, steps: int, cases: dict[str, CacheInte
 
 def median_ms(fns: dict[str, Callable[[], object]], repeats: int = 15) -> dict[str, float]:
     """Median milliseconds per call, the candidates interleaved (one warm-up call each)."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    return {name: 1e3 * secs for name, secs in time_interleaved(fns, repeats, warmup=1).items()}
 
 
 @torch.no_grad()

@@ -133,6 +133,7 @@ def text_steps(pipe, batch: TextBatch, images, steps: int, sampler: str, generat
     pipe._interrupt = False
     while True:
         active = _active(response, block, decoding.block_length)
+        most = steps * _blocks(response, decoding.block_length)  # the bound each state reports as num_steps
         for i in range(steps):
             if pipe._interrupt or not (decoding.fixed or (active & (x == mask_id)).any()):
                 break
@@ -148,20 +149,18 @@ def text_steps(pipe, batch: TextBatch, images, steps: int, sampler: str, generat
                 parts = in_parts(out.revealed, confidence, reveal_per_step)
                 for part in parts[:-1]:
                     x = torch.where(part, out.prev_sample, x)
-                    yield TextStep(step=count, num_steps=steps * _blocks(response, decoding.block_length),
-                                   token_ids=x, masked=x == mask_id, revealed=part, response_mask=response,
-                                   reused_prediction=True, forward_passes=passes, block=block)
+                    yield TextStep(step=count, num_steps=most, token_ids=x, masked=x == mask_id, revealed=part,
+                                   response_mask=response, reused_prediction=True, forward_passes=passes, block=block)
             x, revealed = torch.where(out.revealed, out.prev_sample, x), out.revealed
-            if reveal_per_step is not None:
-                revealed = parts[-1]
             changed = bool(revealed.any())
+            if reveal_per_step is not None:
+                revealed = parts[-1]  # the earlier parts were yielded above
             finished = decoding.eos_early_stop and _finished(x, response, decoding, mask_id, end_id)
             if finished:
                 left = x == mask_id
                 x, revealed = torch.where(left, end_id, x), revealed | left
-            yield TextStep(step=count, num_steps=steps * _blocks(response, decoding.block_length), token_ids=x,
-                           masked=x == mask_id, revealed=revealed, response_mask=response, reused_prediction=reused,
-                           forward_passes=passes, block=block)
+            yield TextStep(step=count, num_steps=most, token_ids=x, masked=x == mask_id, revealed=revealed,
+                           response_mask=response, reused_prediction=reused, forward_passes=passes, block=block)
             count += 1
             if finished:
                 return
