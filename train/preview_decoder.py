@@ -32,7 +32,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny
-from tqdm.auto import tqdm
 
 from ddit import DualDiffusionPipeline
 from ddit.flow_matching import classifier_free_guidance, predicted_clean
@@ -42,7 +41,7 @@ from shapes_world import BENCHMARK_SEED, TRAIN_SEED, iter_scenes, prompt, read_s
 
 from .config import load_yaml
 from .data import to_pixels
-from .vae import lr_at, render_batch, to_images
+from .vae import optimize, render_batch, to_images
 
 logger = logging.getLogger(__name__)
 COMPONENT = "preview_decoder"  # the pipeline component's name (DualDiffusionPipeline._optional_components)
@@ -197,28 +196,14 @@ def fit(decoder: AutoencoderTiny, pool: Pool, config: PreviewDecoderConfig) -> l
     params = list(decoder.decoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(config.seed)
-    history, window, t_window = [], [], time.perf_counter()
-    decoder.train()
-    bar = tqdm(range(config.steps), desc="preview decoder", mininterval=5.0)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, config)
+
+    def batch_losses(step: int) -> dict[str, torch.Tensor]:
         latents, target = sample_batch(pool, config, gen)
-        loss = torch.nn.functional.mse_loss(decode_latents(decoder, latents), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        window.append(loss.item())
-        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            seconds = time.perf_counter() - t_window
-            entry = {"step": step + 1, "loss": float(np.mean(window)), "lr": lr_at(step, config),
-                     "images_per_s": len(window) * config.batch_size / seconds}
-            history.append(entry)
-            bar.set_postfix(loss=f"{entry['loss']:.5f}")
-            tqdm.write(f"step {step + 1:5d} | loss {entry['loss']:.5f} | lr {entry['lr']:.2e} | "
-                       f"{entry['images_per_s']:.0f} img/s")
-            window, t_window = [], time.perf_counter()
+        return {"loss": torch.nn.functional.mse_loss(decode_latents(decoder, latents), target)}
+
+    decoder.train()
+    history = optimize(optimizer, params, config, "preview decoder", batch_losses, lambda e: (
+        f"step {e['step']:5d} | loss {e['loss']:.5f} | lr {e['lr']:.2e} | {e['images_per_s']:.0f} img/s"))
     decoder.eval()
     return history
 

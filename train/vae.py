@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -148,36 +148,54 @@ def lr_at(step: int, config: VAEConfig) -> float:
     return config.lr * ratio
 
 
+def optimize(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], config, desc: str,
+             batch_losses: Callable[[int], dict[str, torch.Tensor]], log_line: Callable[[dict], str]) -> list[dict]:
+    """``config.steps`` optimizer steps at ``lr_at``'s rate, gradients clipped to ``config.grad_clip``.
+
+    ``batch_losses(step)`` returns scalar tensors by name; "loss" is the one minimised. Every ``config.log_every``
+    steps (and at the last) their window means, the lr and images/s become a history entry, printed by
+    ``log_line``. Shared by the small trainers (this VAE, ``train.preview_decoder``).
+    """
+    history, window, t_window = [], [], time.perf_counter()
+    bar = tqdm(range(config.steps), desc=desc, mininterval=5.0)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        losses = batch_losses(step)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        window.append({name: value.item() for name, value in losses.items()})
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            seconds = time.perf_counter() - t_window
+            means = {name: float(np.mean([w[name] for w in window])) for name in window[0]}
+            entry = {"step": step + 1, **means, "lr": lr_at(step, config),
+                     "images_per_s": len(window) * config.batch_size / seconds}
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.5f}")
+            tqdm.write(log_line(entry))
+            window, t_window = [], time.perf_counter()
+    return history
+
+
 def fit(vae: AutoencoderKL, config: VAEConfig, device: torch.device) -> list[dict]:
     """Train ``vae`` in place for ``config.steps``; returns the logged history (window means)."""
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)  # jitter and antialias coin flips
     generator = torch.Generator(device).manual_seed(config.seed)  # posterior samples
     scenes = iter_scenes(TRAIN_SEED)
-    history, window, t_window = [], [], time.perf_counter()
-    vae.train()
-    bar = tqdm(range(config.steps), desc="vae", mininterval=5.0)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, config)
+
+    def batch_losses(step: int) -> dict[str, torch.Tensor]:
         batch = [next(scenes) for _ in range(config.batch_size)]
-        pixels = to_pixels(render_batch(batch, rng, config), IMAGE_SIZE).to(device)
-        out = vae_loss(vae, pixels, config.kl_weight, generator)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), config.grad_clip)
-        optimizer.step()
-        window.append([out.loss.item(), out.mse.item(), out.kl.item()])
-        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            loss, mse, kl = np.mean(window, axis=0).tolist()
-            seconds = time.perf_counter() - t_window
-            entry = {"step": step + 1, "loss": loss, "mse": mse, "kl": kl, "lr": lr_at(step, config),
-                     "images_per_s": len(window) * config.batch_size / seconds}
-            history.append(entry)
-            bar.set_postfix(loss=f"{loss:.5f}")
-            tqdm.write(f"step {step + 1:5d} | loss {loss:.5f} | mse {mse:.5f} | kl {kl:8.1f} | "
-                       f"lr {entry['lr']:.2e} | {entry['images_per_s']:.1f} img/s")
-            window, t_window = [], time.perf_counter()
+        out = vae_loss(vae, to_pixels(render_batch(batch, rng, config), IMAGE_SIZE).to(device), config.kl_weight,
+                       generator)
+        return {"loss": out.loss, "mse": out.mse, "kl": out.kl}
+
+    vae.train()
+    history = optimize(optimizer, list(vae.parameters()), config, "vae", batch_losses, lambda e: (
+        f"step {e['step']:5d} | loss {e['loss']:.5f} | mse {e['mse']:.5f} | kl {e['kl']:8.1f} | "
+        f"lr {e['lr']:.2e} | {e['images_per_s']:.1f} img/s"))
     vae.eval()
     return history
 
