@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import io
 
 import numpy as np
@@ -86,3 +87,25 @@ def jpeg_round_trip(image: Image.Image, quality: int) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+# hand-mixed shades for training (``DataConfig.color_jitter``): per colour name, the hue band (degrees, may wrap
+# below 0), saturation and value ranges a person would still call that colour; wider than the training palette,
+# independent of the benchmark's paint colours (which are CSS names moved by up to 20 per channel)
+SHADE_RANGES = {
+    "red": ((-10, 8), (0.65, 1.0), (0.6, 1.0)),
+    "orange": ((22, 40), (0.75, 1.0), (0.85, 1.0)),
+    "yellow": ((48, 62), (0.7, 1.0), (0.85, 1.0)),
+    "green": ((95, 145), (0.55, 1.0), (0.4, 0.9)),
+    "blue": ((205, 245), (0.6, 1.0), (0.55, 1.0)),
+    "purple": ((270, 305), (0.5, 0.9), (0.4, 0.85)),
+}
+
+
+def shade_palette(rng: np.random.Generator) -> dict[str, tuple[int, int, int]]:
+    """One random shade per colour name, uniform in ``SHADE_RANGES`` (hue, saturation, value)."""
+    palette = {}
+    for name, ((h0, h1), (s0, s1), (v0, v1)) in SHADE_RANGES.items():
+        h, s, v = rng.uniform(h0, h1) % 360 / 360, rng.uniform(s0, s1), rng.uniform(v0, v1)
+        palette[name] = tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v))
+    return palette

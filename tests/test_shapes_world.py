@@ -230,3 +230,27 @@ def test_scene_enforces_reading_order():
         sw.Scene((b, a))
     with pytest.raises(ValueError):
         sw.Scene((a, a))
+
+
+def test_shade_palette_keeps_each_colour_nearest_its_own_name():
+    """Hand-mixed shades for training: every shade is off the palette, yet nearer (in hue) its own palette colour
+    than any other, and the same seed gives the same shades."""
+    import colorsys
+
+    from shapes_world.render import shade_palette
+
+    def hue(rgb):
+        return colorsys.rgb_to_hsv(*[v / 255 for v in rgb])[0] * 360
+
+    def gap(a, b):
+        return min(abs(a - b), 360 - abs(a - b))
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        shades = shade_palette(rng)
+        assert shades.keys() == sw.COLORS.keys()
+        for name, rgb in shades.items():
+            assert rgb != sw.COLORS[name] and all(0 <= v <= 255 for v in rgb)
+            nearest = min(sw.COLORS, key=lambda other: gap(hue(rgb), hue(sw.COLORS[other])))
+            assert nearest == name, (name, rgb)
+    assert shade_palette(np.random.default_rng(3)) == shade_palette(np.random.default_rng(3))

@@ -51,6 +51,9 @@ class DataConfig:
     p_drop_size: float = 0.3  # shapes_world T2I prompts leave out size / position this often
     p_drop_position: float = 0.3
     antialias_fraction: float = 0.25  # shapes_world: renders drawn antialiased, for robustness
+    # shapes_world: renders drawn in a hand-mixed shade of each colour (``shapes_world.render.shade_palette``),
+    # shown to the text tasks only: image rows keep the palette, the colours the model should draw
+    color_jitter: float = 0.0
     # shapes_world: > 0 pre-encodes this many scenes once (VAE encoding on the fly costs ~40 % of a CPU
     # step) and draws rows from them, with fresh prompts and questions each time; 0 renders every row
     latent_pool: int = 0

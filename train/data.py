@@ -22,6 +22,7 @@ from ddit.image_inputs import resize_and_center_crop
 from ddit.task_defaults import TaskDefaults
 from ddit.text_layout import layout
 from shapes_world.examples import PROMPTS as SHAPES_WORLD_PROMPTS
+from shapes_world.render import shade_palette
 
 from .config import DataConfig
 from .loader import MAX_BAD_IN_A_ROW, FileStream, open_stream
@@ -62,21 +63,29 @@ class ShapesWorldSource:
     """
 
     def __init__(self, cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int = 0,
-                 pool: tuple[list, torch.Tensor] | None = None):
-        self.cfg, self.defaults, self.seed, self.rank, self.pool = cfg, defaults, seed, process_index, pool
+                 pool: tuple[list, torch.Tensor, torch.Tensor] | None = None):
+        self.cfg, self.defaults, self.seed, self.rank = cfg, defaults, seed, process_index
+        # (scenes, latents, indices of the scenes drawn in the palette)
+        self.pool = None if pool is None else (pool[0], pool[1], torch.nonzero(~pool[2]).flatten().numpy())
 
-    def examples(self, index: int, n: int) -> list[Example]:
+    def examples(self, index: int, n: int, image_rows: int = 0) -> list[Example]:
+        """Micro-step ``index``'s ``n`` rows; the first ``image_rows`` (the image task's, see
+        ``ddit.losses.task_rows``) are never drawn in hand-mixed shades."""
         rng = np.random.default_rng([self.seed, self.rank, index])
-        return [self._example(rng) for _ in range(n)]
+        return [self._example(rng, palette_only=k < image_rows) for k in range(n)]
 
-    def _example(self, rng: np.random.Generator) -> Example:
+    def _example(self, rng: np.random.Generator, palette_only: bool = False) -> Example:
         cfg = self.cfg
         if self.pool is None:
             scene, latents = sw.sample_scene(rng), None
-            image = sw.render(scene, rng, antialias=bool(rng.random() < cfg.antialias_fraction))
+            image = _render(scene, rng, cfg, shades_allowed=not palette_only)
         else:
-            i = int(rng.integers(len(self.pool[0])))
-            scene, latents, image = self.pool[0][i], self.pool[1][i], None
+            scenes, pool_latents, plain = self.pool
+            if cfg.color_jitter and palette_only:
+                i = int(plain[rng.integers(len(plain))])
+            else:
+                i = int(rng.integers(len(scenes)))
+            scene, latents, image = scenes[i], pool_latents[i], None
         t2i = sw.prompt(scene, rng, cfg.p_drop_size, cfg.p_drop_position)
         if rng.random() < cfg.caption_dropout:
             t2i = ""
@@ -116,7 +125,7 @@ class FileSource:
         text_prompt = d.question_template.format(question=sample.prompt) if sample.prompt else d.caption_prompt
         return Example(sample.image, t2i, text_prompt, sample.response)
 
-    def examples(self, index: int, n: int) -> list[Example]:
+    def examples(self, index: int, n: int, image_rows: int = 0) -> list[Example]:
         out, bad = [], 0
         while len(out) < n:
             sample = next(self._stream)
@@ -143,25 +152,36 @@ def latent_pool_scenes(cfg: DataConfig, seed: int) -> list:
     return [sw.sample_scene(rng) for _ in range(cfg.latent_pool)]
 
 
+def _render(scene, rng: np.random.Generator, cfg: DataConfig, shades_allowed: bool = True,
+            shaded: list | None = None) -> Image.Image:
+    """A training render: jitter, antialiasing some of the time and, with ``cfg.color_jitter``, hand-mixed shades
+    (recorded in ``shaded``). With ``color_jitter`` 0 the draws are those of renders before it existed."""
+    antialias = bool(rng.random() < cfg.antialias_fraction)
+    shade = bool(cfg.color_jitter and shades_allowed and rng.random() < cfg.color_jitter)
+    if shaded is not None:
+        shaded.append(shade)
+    return sw.render(scene, rng, antialias=antialias, palette=shade_palette(rng) if shade else None)
+
+
 @torch.no_grad()
-def latent_pool(cfg: DataConfig, seed: int, encode, batch_size: int = 64) -> tuple[list, torch.Tensor]:
-    """``cfg.latent_pool`` scenes (rendered with jitter and some antialiasing) and their latents (n, c, h, w).
+def latent_pool(cfg: DataConfig, seed: int, encode, batch_size: int = 64) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """``cfg.latent_pool`` scenes (rendered with jitter, some antialiasing and, with ``cfg.color_jitter``, some in
+    hand-mixed shades), their latents (n, c, h, w) and which were shaded (n,) bool.
 
     ``encode`` maps pixels (b, 3, H, W) in [-1, 1] to latents. Deterministic in ``seed``.
     """
     scenes = latent_pool_scenes(cfg, seed)
-    rng = np.random.default_rng([seed, 8])  # rendering: jitter and antialiasing
-    chunks = []
+    rng = np.random.default_rng([seed, 8])  # rendering: jitter, antialiasing, shades
+    chunks, shaded = [], []
     for start in tqdm(range(0, len(scenes), batch_size), desc="encoding the latent pool"):
-        images = [sw.render(s, rng, antialias=bool(rng.random() < cfg.antialias_fraction))
-                  for s in scenes[start:start + batch_size]]
+        images = [_render(s, rng, cfg, shaded=shaded) for s in scenes[start:start + batch_size]]
         pixels = to_pixels(images, cfg.resolution)
         chunks.append(encode(pixels).float())
-    return scenes, torch.cat(chunks)
+    return scenes, torch.cat(chunks), torch.tensor(shaded, dtype=torch.bool)
 
 
 def make_source(cfg: DataConfig, defaults: TaskDefaults, seed: int, process_index: int, num_processes: int,
-                pool: tuple[list, torch.Tensor] | None = None):
+                pool: tuple[list, torch.Tensor, torch.Tensor] | None = None):
     """The data source a config names."""
     if cfg.kind == "shapes_world":
         return ShapesWorldSource(cfg, defaults, seed, process_index, pool)

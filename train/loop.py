@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ddit.image_sampling import flow_scheduler
 from ddit.latents import encode_latents
 from ddit.lora import COMPONENTS, save_lora_weights
-from ddit.losses import JointLossConfig, LossBreakdown, joint_loss
+from ddit.losses import JointLossConfig, LossBreakdown, joint_loss, task_rows
 from ddit.pipeline import DualDiffusionPipeline
 from ddit.task_defaults import TaskDefaults
 from ddit.text_layout import mask_token_id
@@ -84,16 +84,19 @@ def _latent_pool(cfg: TrainConfig, vae, accelerator: Accelerator, out: Path):
     path = Path(cfg.data.latent_pool_cache) if cfg.data.latent_pool_cache else out / "latent_pool.pt"
     if accelerator.is_main_process and not path.is_file():
         encode = lambda pixels: encode_latents(vae, pixels.to(accelerator.device, vae.dtype))
-        scenes, latents = latent_pool(cfg.data, cfg.seed, encode)
+        scenes, latents, shaded = latent_pool(cfg.data, cfg.seed, encode)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"scenes": [repr(s) for s in scenes], "latents": latents}, path)
+        torch.save({"scenes": [repr(s) for s in scenes], "latents": latents, "shaded": shaded,
+                    "color_jitter": cfg.data.color_jitter}, path)
     accelerator.wait_for_everyone()
     saved = torch.load(path, weights_only=True)
     scenes = latent_pool_scenes(cfg.data, cfg.seed)
-    if [repr(s) for s in scenes] != saved["scenes"][:len(scenes)]:  # a larger pool's first scenes are this one
+    if ([repr(s) for s in scenes] != saved["scenes"][:len(scenes)]  # a larger pool's first scenes are this one
+            or saved.get("color_jitter", 0.0) != cfg.data.color_jitter):
         raise ValueError(f"{path} was made with other data settings or a smaller pool "
                          f"({len(saved['scenes'])} scenes, {len(scenes)} wanted); delete it to re-encode.")
-    return scenes, saved["latents"][:len(scenes)]
+    shaded = saved.get("shaded", torch.zeros(len(saved["scenes"]), dtype=torch.bool))  # older caches: none
+    return scenes, saved["latents"][:len(scenes)], shaded[:len(scenes)]
 
 
 def _new_window() -> dict:
@@ -207,7 +210,9 @@ def _param_groups(cfg: TrainConfig, parts: dict) -> list[dict]:
 
 def _batch_inputs(run: Run, micro: int) -> tuple:
     """(latents, prompt_ids, input_ids, response_mask) of micro-step ``micro``, on the device."""
-    batch = collate(run.source.examples(micro, run.cfg.optim.batch_size), run.parts["tokenizer"], run.cfg.data)
+    size = run.cfg.optim.batch_size
+    image_rows = task_rows(size, run.cfg.loss.image_fraction)[0].stop  # all rows when every row does both tasks
+    batch = collate(run.source.examples(micro, size, image_rows), run.parts["tokenizer"], run.cfg.data)
     device, vae = run.accelerator.device, run.parts["vae"]
     if batch.latents is None:
         with torch.no_grad():
