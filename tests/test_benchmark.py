@@ -107,8 +107,12 @@ def test_t2i_scoring_oracle_blank_and_swapped_colours():
     assert all(c["n"] > 0 for c in oracle["categories"].values())
     assert all(c["accuracy"] == 1.0 for c in oracle["categories"].values())
     assert oracle["overall"] == oracle["geneval_mean"] == 1.0
+    by_objects = oracle["by_objects"]
+    assert list(by_objects) == ["1", "2", "3"] and sum(g["n"] for g in by_objects.values()) == N
+    assert all(g["accuracy"] == 1.0 for g in by_objects.values() if g["n"])
     blank = bench.evaluate_t2i(FakePipeline("blank"), n=N, batch=5)
     assert all(c["accuracy"] == 0.0 for c in blank["categories"].values()) and blank["overall"] == 0.0
+    assert all(g["accuracy"] in (0.0, None) for g in blank["by_objects"].values())
     swap = bench.evaluate_t2i(FakePipeline("swap"), n=N, batch=5)["categories"]
     assert swap["single_object"]["accuracy"] == swap["counting"]["accuracy"] == swap["colors"]["accuracy"] == 1.0
     assert swap["attribute_binding"]["accuracy"] == 0.0

@@ -36,6 +36,9 @@ def report(results: dict) -> str:
         r = results["t2i"]
         out.append(("T2I prompt following (GenEval categories)", _scored_table(
             r["categories"], {"overall": r["overall"], "geneval_mean": r["geneval_mean"]})))
+        if "by_objects" in r:
+            out.append(("T2I, every asked attribute right, by objects in the prompt",
+                        _scored_table(r["by_objects"], {})))
     if "caption" in results:
         r = results["caption"]
         out.append(("Captioning", table(["exact (%)", "CIDEr"], [[_pct(r["exact"]), f"{r['cider']:.3f}"]])))
@@ -114,6 +117,11 @@ def markdown(results: dict) -> str:
         cells = [_pct(c["accuracy"]) for c in r["categories"].values()]
         out.append(_md(["T2I (GenEval categories), %"] + list(r["categories"]) + ["**overall**", "mean"],
                        [["accuracy"] + cells + [f"**{_pct(r['overall'])}**", _pct(r["geneval_mean"])]]))
+        if "by_objects" in r:
+            groups = r["by_objects"]
+            out.append(_md(["T2I, every asked attribute right, %"] + [f"{k} object{'s' * (k != '1')}" for k in groups],
+                           [["accuracy"] + [_pct(g["accuracy"]) for g in groups.values()],
+                            ["n"] + [str(g["n"]) for g in groups.values()]]))
     if "caption" in results:
         r = results["caption"]
         out.append(_md(["Captioning", "exact scene %", "CIDEr"],

@@ -13,7 +13,7 @@ from ddit.image_sampling import planned_passes, solver_name
 
 from ..judge import matches, read_scene
 from ..language import caption, parse_prompt
-from ..scene import BENCHMARK_SEED, QTYPES
+from ..scene import BENCHMARK_SEED, MAX_OBJECTS, QTYPES
 from .items import POPE_SETTINGS, benchmark_images, benchmark_questions, t2i_prompts, yes_no_probes
 from .scoring import T2I_CATEGORIES, cider, holds, is_caption_of, mean_of, ratio, score, words
 
@@ -79,9 +79,11 @@ def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED
     scored = [c["accuracy"] for c in categories.values() if c["accuracy"] is not None]
     settings = {"steps": steps, "guidance_scale": guidance_scale, "guidance_interval": interval, "solver": solver,
                 "shift": shift, "passes": planned_passes(pipe.scheduler, steps, guidance_scale, interval)}
-    return {"n": n, "settings": settings,
-            "categories": categories, "overall": mean_of([matches(r, s) for r, s in zip(read, specs)]),
-            "geneval_mean": ratio(sum(scored), len(scored))}
+    right = [matches(r, s) for r, s in zip(read, specs)]
+    # every asked attribute right, by how many objects the prompt asks for
+    by_objects = {str(k): score([ok for ok, s in zip(right, specs) if len(s) == k]) for k in range(1, MAX_OBJECTS + 1)}
+    return {"n": n, "settings": settings, "categories": categories, "by_objects": by_objects,
+            "overall": mean_of(right), "geneval_mean": ratio(sum(scored), len(scored))}
 
 
 def evaluate_caption(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
