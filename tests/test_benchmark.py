@@ -113,9 +113,13 @@ def test_t2i_scoring_oracle_blank_and_swapped_colours():
     blank = bench.evaluate_t2i(FakePipeline("blank"), n=N, batch=5)
     assert all(c["accuracy"] == 0.0 for c in blank["categories"].values()) and blank["overall"] == 0.0
     assert all(g["accuracy"] in (0.0, None) for g in blank["by_objects"].values())
+    assert all(a["accuracy"] == 0.0 for a in blank["attributes"].values())
+    assert all(a["accuracy"] == 1.0 and a["n"] > 0 for a in oracle["attributes"].values())
     swap = bench.evaluate_t2i(FakePipeline("swap"), n=N, batch=5)["categories"]
     assert swap["single_object"]["accuracy"] == swap["counting"]["accuracy"] == swap["colors"]["accuracy"] == 1.0
     assert swap["attribute_binding"]["accuracy"] == 0.0
+    swapped = bench.evaluate_t2i(FakePipeline("swap"), n=N, batch=5)["attributes"]
+    assert all(a["accuracy"] == 1.0 for a in swapped.values())  # each attribute alone: binding is not seen
 
 
 def test_caption_scoring():

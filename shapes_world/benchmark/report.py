@@ -39,6 +39,9 @@ def report(results: dict) -> str:
         if "by_objects" in r:
             out.append(("T2I, every asked attribute right, by objects in the prompt",
                         _scored_table(r["by_objects"], {})))
+        if "attributes" in r:
+            out.append(("T2I, one attribute at a time (the asked number of objects, each with that attribute right)",
+                        _scored_table(r["attributes"], {})))
     if "caption" in results:
         r = results["caption"]
         out.append(("Captioning", table(["exact (%)", "CIDEr"], [[_pct(r["exact"]), f"{r['cider']:.3f}"]])))
@@ -120,6 +123,11 @@ def markdown(results: dict) -> str:
         if "by_objects" in r:
             groups = r["by_objects"]
             out.append(_md(["T2I, every asked attribute right, %"] + [f"{k} object{'s' * (k != '1')}" for k in groups],
+                           [["accuracy"] + [_pct(g["accuracy"]) for g in groups.values()],
+                            ["n"] + [str(g["n"]) for g in groups.values()]]))
+        if "attributes" in r:
+            groups = r["attributes"]
+            out.append(_md(["T2I, one attribute at a time, %"] + list(groups),
                            [["accuracy"] + [_pct(g["accuracy"]) for g in groups.values()],
                             ["n"] + [str(g["n"]) for g in groups.values()]]))
     if "caption" in results:

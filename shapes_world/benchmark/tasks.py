@@ -82,7 +82,10 @@ def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED
     right = [matches(r, s) for r, s in zip(read, specs)]
     # every asked attribute right, by how many objects the prompt asks for
     by_objects = {str(k): score([ok for ok, s in zip(right, specs) if len(s) == k]) for k in range(1, MAX_OBJECTS + 1)}
-    return {"n": n, "settings": settings, "categories": categories, "by_objects": by_objects,
+    # one attribute at a time: the asked number of objects, each agreeing on that attribute (prompts that ask it)
+    attributes = {key: score([holds(r, s, (key,)) for r, s in zip(read, specs) if all(o[key] is not None for o in s)])
+                  for key in ("color", "shape", "size", "cell")}
+    return {"n": n, "settings": settings, "categories": categories, "by_objects": by_objects, "attributes": attributes,
             "overall": mean_of(right), "geneval_mean": ratio(sum(scored), len(scored))}
 
 
