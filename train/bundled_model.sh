@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The bundled model (assets/ddit-shapes) from nothing, in one command: bash train/bundled_model.sh
-#   1. the VAE (64x64 RGB <-> 16x16x4), seed 0          ~10 min
-#   2. D-DiT stage 1 from scratch (shapes_world.yaml)  ~63 min, 8 of them encoding the latent pool
-#   3. D-DiT stage 2, question-heavy, decaying LR      ~25 min
-#   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~16 min (its pool: stage 1's first 20000 scenes)
-#   5. the preview decoder (a tiny AutoencoderTiny for the app's step previews)  ~5 min
-# (~120 min in all on the 2-core machine of the model card; 2-core machines differ by up to ~1.8x)
+#   1. the VAE (64x64 RGB <-> 16x16x4), seed 0          ~4 min
+#   2. D-DiT stage 1 from scratch (shapes_world.yaml, bf16)  ~55 min, 4 of them encoding the latent pool
+#   3. D-DiT stage 2, question-heavy, decaying LR      ~17 min
+#   4. D-DiT stage 3, shape-keyed questions, hard "no" answers  ~7 min (its pool: stage 1's first 20000 scenes)
+#   5. the preview decoder (a tiny AutoencoderTiny for the app's step previews)  ~3 min
+# (86 min in all, benchmark included, on the 2-core machine of the model card, 2026-12-02; 2-core machines
+# differ by up to ~1.8x)
 # then copies stage 3's pipeline into assets/ddit-shapes (the model card, README.md, is kept) and benchmarks it.
 # Re-running skips nothing: delete runs/vae_shapes, runs/shapes_world* first for a clean rebuild.
 # After an interruption, re-run the interrupted step with --resume (python -m train CONFIG --resume).
@@ -29,3 +30,6 @@ cp train/configs/preview_decoder_shapes.yaml "$target"/preview_decoder_config.ya
 echo "bundled model written to $target (train_config.yaml is stage 3's; stages 1 and 2: train_config_stage1/2.yaml)"
 # the card's tables come from this file (~3 min; tests/test_bundled_model.py checks the card against it)
 python -m shapes_world.benchmark --model "$target" --speed-items 0 --t2i-sweep --markdown --json "$target/benchmark.json"
+# the same items drawn as a person would (paint-program colours, anti-aliased): the card's robustness tables (~1 min)
+python -m shapes_world.benchmark --model "$target" --perturb paint --tasks caption,vqa,yesno --speed-items 0 \
+    --markdown --json "$target/benchmark_paint.json"
