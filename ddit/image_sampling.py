@@ -105,7 +105,8 @@ def image_steps(pipe, prompts, negatives, steps, scale, latents, callback, callb
         if use_cfg:  # cond and uncond share one batch: (uncond | cond)
             v = classifier_free_guidance(v[:n], v_cond, scale)
         passes += 2 if use_cfg else 1
-        pred, pred_cond = predicted_clean(latents, v, sigma), predicted_clean(latents, v_cond, sigma)
+        pred = predicted_clean(latents, v, sigma)
+        pred_cond = predicted_clean(latents, v_cond, sigma) if use_cfg else pred
         latents = scheduler.step(v, t, latents).prev_sample.float()
         if callback is not None:
             given = {"latents": latents, "pred_clean": pred}

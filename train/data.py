@@ -80,11 +80,8 @@ class ShapesWorldSource:
             scene, latents = sw.sample_scene(rng), None
             image = _render(scene, rng, cfg, shades_allowed=not palette_only)
         else:
-            scenes, pool_latents, plain = self.pool
-            if cfg.color_jitter and palette_only:
-                i = int(plain[rng.integers(len(plain))])
-            else:
-                i = int(rng.integers(len(scenes)))
+            scenes, pool_latents, plain = self.pool  # without shades ``plain`` is every index: the same draw
+            i = int(plain[rng.integers(len(plain))]) if palette_only else int(rng.integers(len(scenes)))
             scene, latents, image = scenes[i], pool_latents[i], None
         t2i = sw.prompt(scene, rng, cfg.p_drop_size, cfg.p_drop_position)
         if rng.random() < cfg.caption_dropout:

@@ -112,6 +112,12 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in lines)
 
 
+def _md_scored(title: str, groups: dict[str, dict], names: list[str] | None = None) -> str:
+    """Markdown of scored groups ({"accuracy", "n"} each): one column per group, rows accuracy % and n."""
+    return _md([title] + (names or list(groups)), [["accuracy"] + [_pct(g["accuracy"]) for g in groups.values()],
+                                                   ["n"] + [str(g["n"]) for g in groups.values()]])
+
+
 def markdown(results: dict) -> str:
     """The accuracy tables as Markdown, the form the model card quotes (``--markdown``)."""
     out = []
@@ -121,15 +127,10 @@ def markdown(results: dict) -> str:
         out.append(_md(["T2I (GenEval categories), %"] + list(r["categories"]) + ["**overall**", "mean"],
                        [["accuracy"] + cells + [f"**{_pct(r['overall'])}**", _pct(r["geneval_mean"])]]))
         if "by_objects" in r:
-            groups = r["by_objects"]
-            out.append(_md(["T2I, every asked attribute right, %"] + [f"{k} object{'s' * (k != '1')}" for k in groups],
-                           [["accuracy"] + [_pct(g["accuracy"]) for g in groups.values()],
-                            ["n"] + [str(g["n"]) for g in groups.values()]]))
+            out.append(_md_scored("T2I, every asked attribute right, %", r["by_objects"],
+                                  [f"{k} object{'s' * (k != '1')}" for k in r["by_objects"]]))
         if "attributes" in r:
-            groups = r["attributes"]
-            out.append(_md(["T2I, one attribute at a time, %"] + list(groups),
-                           [["accuracy"] + [_pct(g["accuracy"]) for g in groups.values()],
-                            ["n"] + [str(g["n"]) for g in groups.values()]]))
+            out.append(_md_scored("T2I, one attribute at a time, %", r["attributes"]))
     if "caption" in results:
         r = results["caption"]
         out.append(_md(["Captioning", "exact scene %", "CIDEr"],
