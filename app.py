@@ -36,15 +36,16 @@ import shapes_world as sw
 from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
 from ddit import DualDiffusionPipeline, TextStep
 from ddit.cli import DEFAULT_MODEL
-from app_inputs import (  # noqa: F401  (re-exported: app.stopped, app.user_error, ...)
-    VIEW_SIDE, check_prompt_words, done, image_input, number, read_image, start, stopped, timed, user_error,
-    warn_unknown_words,
+from app_inputs import (
+    VIEW_SIDE, ImageUpload, Radio, Slider, check_prompt_words, done, image_input, number, read_image, start, stopped, timed,
+    user_error, warn_unknown_words,
 )
 from ddit.checks import GUIDANCE_RANGE, MAX_STEPS, seeded_generator
 from ddit.task_defaults import SAMPLERS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 MASK_GLYPH, END_GLYPH = "▒", "·"
+MAX_FRAMES = 50  # the most steps the strip and the GIF show (evenly spaced beyond that)
 MAX_PACE = 2.0  # seconds per step: the slowest the text tabs can be made to go, for watching
 COLORS = {"masked": "#d0d0d0", "new": "#ffb347", "question": "#9ec5fe"}
 CAPTION_COLORS = {k: v for k, v in COLORS.items() if k != "question"}  # captions have no question to show
@@ -82,7 +83,7 @@ def token_view(pipe: DualDiffusionPipeline, state: TextStep, row: int = 0) -> li
 # ----------------------------------------------------------------------------- handlers
 @on_gpu
 def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
-    """Stream the predicted clean image of every Euler step; end with the image, a strip and a GIF."""
+    """Stream the predicted clean image of every solver step; end with the image, a strip and a GIF."""
     if not prompt or not prompt.strip():
         raise user_error("Please write a prompt, e.g. “a large red circle at the top left”.")
     seed = random.randrange(2**31) if random_seed else number(seed, "Seed")
@@ -98,12 +99,20 @@ def generate(pipe, prompt, negative, steps, guidance, seed, random_seed):
         frames.append(preview)
         yield upscale(preview), None, None, f"step {state.step + 1}/{state.num_steps} · seed {seed}"
     final = pipe.decode_latents(state.latents)[0]
-    frames.append(final)
+    kept = kept_steps(len(frames))
     gif = Path(tempfile.mkdtemp(prefix="ddit-")) / f"ddit-{seed}.gif"
-    upscale(frames[0], 128).save(gif, save_all=True, append_images=[upscale(f, 128) for f in frames[1:]],
-                                 duration=150, loop=0)
-    strip = [(upscale(f, 96), f"step {i + 1}") for i, f in enumerate(frames[:-1])]
-    yield upscale(final), strip, str(gif), f"{done(len(frames) - 1, state.forward_passes, seconds)} · seed {seed}"
+    upscale(frames[kept[0]], 128).save(gif, save_all=True, duration=150, loop=0,
+                                       append_images=[upscale(f, 128) for f in [frames[i] for i in kept[1:]] + [final]])
+    strip = [(upscale(frames[i], 96), f"step {i + 1}") for i in kept]
+    yield upscale(final), strip, str(gif), f"{done(len(frames), state.forward_passes, seconds)} · seed {seed}"
+
+
+def kept_steps(steps: int, most: int = MAX_FRAMES) -> list[int]:
+    """The steps the strip and the GIF show: all of them, or ``most`` evenly spaced ones ending with the last (a
+    1000-step run would otherwise send a thousand thumbnails)."""
+    if steps <= most:
+        return list(range(steps))
+    return sorted({round(k * (steps - 1) / (most - 1)) for k in range(most)})
 
 
 def text_stats(pipe, state, seconds: float) -> str:
@@ -143,8 +152,16 @@ def caption(pipe, image, steps, length, sampler, seed, pace=0):
         history.append(token_view(pipe, state))
         status = f"step {state.step + 1}/{state.num_steps}"
         yield history[-1], pipe.decode_text(state)[0], gr.Slider(visible=False), history, status
-    yield (history[-1], pipe.decode_text(state)[0], gr.Slider(1, len(history), value=len(history), step=1,
-                                                              visible=True), history, text_stats(pipe, state, seconds))
+    text, stats = pipe.decode_text(state)[0], text_stats(pipe, state, seconds)
+    yield history[-1], text, replay_control(len(history)), history, stats
+
+
+def replay_control(shown: int) -> gr.Slider:
+    """The replay slider after a run that showed ``shown`` steps: at the last one; hidden when there is only one
+    (a caption that finished in one step has nothing to replay, and a slider needs two ends)."""
+    if shown < 2:
+        return gr.Slider(visible=False)
+    return gr.Slider(1, shown, value=shown, step=1, visible=True)
 
 
 def replay(step, history):
@@ -211,7 +228,7 @@ def generate_tab(pipe: DualDiffusionPipeline, example_prompts: list[str]) -> Non
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", placeholder="a large red circle at the top left")
-            negative = gr.Textbox(label="Negative prompt", placeholder="(optional)")
+            negative = gr.Textbox("", label="Negative prompt", placeholder="(optional)")
             with gr.Row():
                 steps = gr.Number(d.image_steps, label="Steps", info=f"1 to {MAX_STEPS}")
                 low, high = GUIDANCE_RANGE
@@ -229,7 +246,8 @@ def generate_tab(pipe: DualDiffusionPipeline, example_prompts: list[str]) -> Non
             image_out = gr.Image(show_label=False, type="pil", format="png", height=VIEW_SIDE,
                                  elem_classes=["pixel-view"])  # no label: it covered the image's top
             status = gr.Markdown()
-            strip = gr.Gallery(label="Every step", columns=5, height="auto")  # 5 wide: wider rows overflow the column
+            # 5 wide: wider rows overflow the column
+            strip = gr.Gallery(label=f"Every step (at most {MAX_FRAMES}, evenly spaced)", columns=5, height="auto")
             gif = gr.File(label="The whole process (GIF)")
     event = go.click(partial(generate, pipe), [prompt, negative, steps, guidance, seed, random_seed],
                      [image_out, strip, gif, status], api_name="generate", **HEAVY)
@@ -242,7 +260,7 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     d = pipe.defaults
     with gr.Row():
         with gr.Column():
-            image = image_input(label="Image")
+            image = image_input("Image")
             drawn = gr.Markdown()
             draw = gr.Button("Draw a new scene")
             steps, sampler, seed, pace = text_controls(image, example_images, d.caption_steps, d.caption_sampler)
@@ -255,7 +273,7 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
                                         color_map=CAPTION_COLORS, show_legend=True, combine_adjacent=False)
             text = gr.Textbox(label="Caption")
             status = gr.Markdown()
-            replay_slider = gr.Slider(1, 2, value=1, step=1, label="Replay step", visible=False)
+            replay_slider = Slider(1, 2, value=1, step=1, label="Replay step", visible=False)
     history = gr.State([])
     draw.click(fresh_scene, None, [image, drawn], queue=False)
     event = go.click(partial(caption, pipe), [image, steps, length, sampler, seed, pace],
@@ -265,13 +283,13 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     stop.click(None, None, None, cancels=[event], queue=False).then(stopped, status, status, queue=False)
 
 
-def text_controls(image: gr.Image, example_images: list[str], steps: int, sampler: str) -> tuple:
+def text_controls(image: ImageUpload, example_images: list[str], steps: int, sampler: str) -> tuple:
     """Example images for ``image``, then the (steps, sampler, seed, pace) controls of a text task."""
     if example_images:
         gr.Examples(example_images, inputs=[image], label="Example images")
     return (gr.Number(steps, label="Steps", info=f"1 to {MAX_STEPS}"),
-            gr.Radio(list(SAMPLERS), value=sampler, label="Sampler"), gr.Number(0, label="Seed"),
-            gr.Slider(0, MAX_PACE, value=0, step=0.05, label="Pace (seconds per step)",
+            Radio(list(SAMPLERS), value=sampler, label="Sampler"), gr.Number(0, label="Seed"),
+            Slider(0, MAX_PACE, value=0, step=0.05, label="Pace (seconds per step)",
                       info="to watch: tokens appear one at a time; 0 = full speed"))
 
 
@@ -280,7 +298,7 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     d = pipe.defaults
     with gr.Row():
         with gr.Column():
-            image = image_input(label="Image")
+            image = image_input("Image")
             steps, sampler, seed, pace = text_controls(image, example_images, d.answer_steps, d.answer_sampler)
         with gr.Column():
             chatbot = gr.Chatbot(label="Chat about the image", height=300)

@@ -3,6 +3,7 @@ number boxes handed to the pipeline's own checks, words the model does not know,
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from pathlib import Path
@@ -19,32 +20,77 @@ VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
 log = logging.getLogger("ddit.app")
 
 
+def shown(text: str) -> str:
+    """``text`` as it reads in a toast: gradio renders messages as HTML, so a typed "<img src=x>" would vanish."""
+    return html.escape(text, quote=False)
+
+
 def user_error(message: str) -> gr.Error:
-    """An error for the person at the browser: shown as is, logged as one line (never a traceback)."""
+    """An error for the person at the browser: shown as typed (HTML-escaped), logged as one line (no traceback)."""
     log.warning("user error: %s", message)
-    return gr.Error(message, print_exception=False)
+    return gr.Error(shown(message), print_exception=False)
 
 
-def image_input(**kwargs) -> gr.Image:
+class DrawnAsBase:
+    """A subclass of a gradio component, drawn in the browser by its gradio base's front end: gradio finds a front
+    end by the class's name and a hash of its module, and would look for a custom component's files beside this
+    module (an ``ImageUpload`` was drawn as nothing at all)."""
+
+    @classmethod
+    def _base(cls) -> type:
+        return next(c for c in cls.__mro__ if c.__module__.startswith("gradio.components."))
+
+    def get_block_name(self) -> str:
+        return self._base().__name__.lower()
+
+    def get_block_class(self) -> str:
+        return self._base().__name__.lower()
+
+    @classmethod
+    def get_component_class_id(cls) -> str:
+        return cls._base().get_component_class_id()
+
+
+class NamedErrors(DrawnAsBase):
+    """Gradio's own checks of an input (out of range, not one of the choices) say "Value -1 is less than minimum
+    value 0." without saying which field; mixed into a component, the message starts with the field's label."""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error as err:
+            raise user_error(f"{self.label}: {err.message}") from None
+
+
+class Slider(NamedErrors, gr.Slider):
+    """``gr.Slider`` whose range errors name the slider."""
+
+
+class Radio(NamedErrors, gr.Radio):
+    """``gr.Radio`` whose "not one of the choices" errors name the radio."""
+
+
+class ImageUpload(DrawnAsBase, gr.Image):
     """An image upload that reads files the way the CLI does (``ddit.image_inputs.load_image``): anything that is
-    not a readable image, or too small to show anything, gets the same message as there instead of gradio's bare
-    "Error". Hands the handlers an RGB PIL image whose ``info["original_size"]`` is the upload's size.
-    (An instance's ``preprocess`` is replaced: a subclass of a gradio component writes a .pyi beside this file.)"""
-    component = gr.Image(type="pil", image_mode=None, height=VIEW_SIDE, elem_classes=["pixel-view"], **kwargs)
-    inline = component.preprocess
+    not a readable image, too small to show anything or too large to decode gets the same message as there instead
+    of gradio's bare "Error". Hands the handlers an RGB PIL image whose ``info["original_size"]`` is the upload's
+    size. Build it with ``image_input`` (gradio reads a component's settings off its ``__init__`` signature, so a
+    subclass keeps gr.Image's)."""
 
-    def preprocess(payload):
+    def preprocess(self, payload):
         if payload is None:
             return None
-        source = inline(payload) if payload.path is None else payload.path  # inline (base64): gradio decodes it
+        source = super().preprocess(payload) if payload.path is None else payload.path  # inline: gradio decodes
         try:
             return load_image(source)
         except ValueError as err:
             name = payload.orig_name or Path(str(payload.path)).name
             raise user_error(str(err).replace(str(payload.path), name)) from None
 
-    component.preprocess = preprocess
-    return component
+
+def image_input(label: str) -> ImageUpload:
+    """The app's image upload box: any readable image, shown with square pixels."""
+    return ImageUpload(type="pil", image_mode=None, height=VIEW_SIDE, elem_classes=["pixel-view"], label=label)
 
 
 def read_image(pipe: DualDiffusionPipeline, image) -> Image.Image:
@@ -53,7 +99,7 @@ def read_image(pipe: DualDiffusionPipeline, image) -> Image.Image:
         raise user_error("Please upload an image or pick an example first.")
     image = load_image(image)
     for note in input_notes(image, pipe.resolution):
-        gr.Info(f"Note: {note}.")
+        gr.Info(shown(f"Note: {note}."))
     return image
 
 
@@ -119,7 +165,7 @@ def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
     """A notice naming the words the model's vocabulary does not have (they are read as unknown)."""
     unknown = unknown_words(pipe, text)
     if unknown:
-        gr.Warning(f"Not in the model's vocabulary (read as unknown): {', '.join(unknown[:8])}")
+        gr.Warning(shown(f"Not in the model's vocabulary (read as unknown): {', '.join(unknown[:8])}"))
 
 
 def check_prompt_words(pipe: DualDiffusionPipeline, prompt: str) -> None:

@@ -4,7 +4,8 @@
 - numpy arrays (h, w), (h, w, 3|4) uint8 or float in [0, 1] become images;
 - transparency (RGBA, LA, palette with transparency) is composited on white, the Shapes-World background;
 - grayscale, 1-bit, CMYK, 16-bit and float modes are converted to RGB;
-- images larger than ``MAX_SIDE`` are first shrunk.
+- images larger than ``MAX_SIDE`` are first shrunk; images of more than ``MAX_PIXELS`` pixels are refused before
+  they are decoded (a few kB of PNG can hold a 20000x20000 image: a decompression bomb).
 
 ``resize_and_center_crop`` then brings an image to the model's square input the way the authors' captioning
 and VQA code does: the short side resized (bicubic), the long side centre-cropped; never squashed.
@@ -13,6 +14,9 @@ and VQA code does: the short side resized (bicubic), the long side centre-croppe
 from __future__ import annotations
 
 import logging
+import math
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 MAX_SIDE = 4096  # larger inputs are shrunk before anything else (memory)
 MIN_SIDE = 8  # smaller inputs hold too few pixels to show anything: refused, not guessed at
+MAX_PIXELS = 8192 * 8192  # larger inputs are refused unread: decoding them would take gigabytes
 
 
 def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
@@ -31,11 +36,18 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
     """
     if isinstance(image, (str, Path)):
         try:
-            with Image.open(image) as opened:
+            with warnings.catch_warnings():  # PIL warns of sizes we refuse below anyway
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                opened = Image.open(image)  # reads the header only: the size is known before decoding
+            with opened:
+                check_pixels(*opened.size)
                 opened.load()
                 image = opened.copy()
         except (FileNotFoundError, IsADirectoryError) as err:
             raise ValueError(f"Image file not found: {image}") from err
+        except Image.DecompressionBombError as err:  # PIL's own limit, above ours, refuses at open
+            pixels = re.search(r"\((\d+) pixels\)", str(err))
+            check_pixels(int(pixels.group(1)) if pixels else MAX_PIXELS + 1, 1)
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"Could not read {image} as an image: {err}") from err
     elif isinstance(image, np.ndarray):
@@ -44,6 +56,7 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
         raise ValueError(f"Expected a PIL image, a path or a numpy array, got {type(image).__name__}.")
     if image.width < 1 or image.height < 1:
         raise ValueError("The image is empty (0 pixels).")
+    check_pixels(image.width, image.height)
     original_size = image.info.get("original_size", image.size)
     if min(image.size) < MIN_SIDE:
         raise ValueError(f"The image is only {image.width}x{image.height} pixels; at least {MIN_SIDE}x{MIN_SIDE} are "
@@ -55,6 +68,14 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
     image = to_rgb(image)
     image.info["original_size"] = original_size
     return image
+
+
+def check_pixels(width: int, height: int) -> None:
+    """Refuse an image of more than ``MAX_PIXELS`` pixels, saying its size and the limit."""
+    if width * height > MAX_PIXELS:
+        size = f"{width}x{height} = " if height > 1 else ""
+        raise ValueError(f"The image is {size}{width * height:,} pixels; at most {MAX_PIXELS:,} ({math.isqrt(MAX_PIXELS)}x"
+                         f"{math.isqrt(MAX_PIXELS)}) are read. Please use a smaller image.")
 
 
 def input_notes(image: Image.Image, side: int) -> list[str]:

@@ -67,12 +67,23 @@ class ModelFolderError(ValueError):
     """A model folder that cannot be opened; the message is one line naming the file and what is wrong."""
 
 
-def _component_class(library: str, class_name: str):
-    """The class ``model_index.json`` names, e.g. ("transformers", "T5EncoderModel")."""
+# the libraries whose classes a pipeline folder may name: importing a module runs its code, so nothing else is
+# imported on a folder's say-so
+COMPONENT_LIBRARIES = ("diffusers", "transformers", "ddit")
+
+
+def _component_class(index_path: Path, name: str, entry: list):
+    """The class ``model_index.json`` names for component ``name``, e.g. ["transformers", "T5EncoderModel"]; a
+    library outside ``COMPONENT_LIBRARIES`` is refused before anything is imported."""
+    library, class_name = ([None, None] + list(entry))[-2:]
+    if not isinstance(library, str) or library.split(".")[0] not in COMPONENT_LIBRARIES:
+        raise ModelFolderError(f"{index_path}: the {name} names {library!r} as its library; a pipeline folder may "
+                               f"name classes from {', '.join(COMPONENT_LIBRARIES)} only")
     try:
         return getattr(importlib.import_module(library), class_name)
-    except (ImportError, AttributeError) as err:
-        raise ModelFolderError(f"Cannot import {library}.{class_name} named in model_index.json: {err}") from err
+    except (ImportError, AttributeError, TypeError) as err:
+        raise ModelFolderError(f"{index_path}: cannot import {library}.{class_name} named for the {name}: "
+                               f"{err}") from None
 
 
 def read_index(folder: Path) -> dict:
@@ -133,7 +144,7 @@ def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: t
     parts = {"transformer": _load_component(folder, "transformer", lambda: DualDiffusionTransformer.from_pretrained(
         folder / "transformer", torch_dtype=dtype))}
     for name in COMPONENTS[1:]:
-        component_cls = _component_class(*index[name][-2:])
+        component_cls = _component_class(folder / "model_index.json", name, index[name])
         kwargs = {"torch_dtype": dtype} if name in ("vae", "text_encoder") else {}
         parts[name] = _load_component(folder, name, lambda: component_cls.from_pretrained(folder / name, **kwargs))
     _load_mask_embedding(parts["text_encoder"], parts["tokenizer"], folder, mask_embedding)
@@ -157,7 +168,8 @@ def _load_preview_decoder(folder: Path, index: dict, given, dtype: torch.dtype, 
         entry = index.get(PREVIEW_DECODER)
         if not isinstance(entry, list) or entry[-1] is None:
             return None
-        path, component_cls = folder / PREVIEW_DECODER, _component_class(*entry[-2:])
+        path, component_cls = folder / PREVIEW_DECODER, _component_class(folder / "model_index.json",
+                                                                       PREVIEW_DECODER, entry)
     decoder = _load_component(path.parent, path.name, lambda: component_cls.from_pretrained(path, torch_dtype=dtype),
                               what=PREVIEW_DECODER.replace("_", " "))
     try:

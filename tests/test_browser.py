@@ -1,8 +1,8 @@
 """Drive the app in headless Chromium (Debian's /usr/bin/chromium via Playwright) and screenshot each tab.
 
 Skipped where Chromium or Playwright is missing, unless DDIT_REQUIRE_BROWSER=1 (``.ci/run`` sets it after
-installing both). Screenshots go to $DDIT_SCREENSHOTS, else the test's tmp folder. $DDIT_APP_MODEL picks a
-pipeline folder (default: a tiny random pipeline).
+installing both). Screenshots go to $DDIT_SCREENSHOTS, else the test's tmp folder. The app serves the bundled model
+with its own defaults, as ``python app.py`` does; $DDIT_APP_MODEL picks another pipeline folder.
 """
 
 import os
@@ -14,7 +14,8 @@ import pytest
 
 import app
 from ddit import DualDiffusionPipeline
-from ddit.testing import build_tiny_pipeline, free_port
+from ddit.cli import DEFAULT_MODEL
+from ddit.testing import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,8 +39,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def url():
-    model = os.environ.get("DDIT_APP_MODEL")
-    pipe = DualDiffusionPipeline.from_pretrained(model, device="cpu") if model else build_tiny_pipeline()
+    pipe = DualDiffusionPipeline.from_pretrained(os.environ.get("DDIT_APP_MODEL", DEFAULT_MODEL), device="cpu")
     demo = app.build_demo(pipe)
     yield app.launch(demo, "127.0.0.1", free_port(), block=False, max_queue=16)
     demo.close()
@@ -143,4 +143,67 @@ def test_stop_leaves_a_stopped_at_step_status(url):
         expect(page.get_by_text(re.compile(r"^step \d+/1000")).first).to_be_visible(timeout=30_000)
         page.get_by_role("button", name="Stop").first.click()
         expect(page.get_by_text(re.compile(r"^stopped at step \d+/1000")).first).to_be_visible(timeout=30_000)
+        browser.close()
+
+
+def no_visible_error(page) -> None:
+    """Fail on anything a person would read as a failure: an error toast or a red "Error" badge."""
+    errors = page.get_by_text(re.compile(r"\bError\b"))
+    shown = [errors.nth(i).inner_text() for i in range(errors.count()) if errors.nth(i).is_visible()]
+    assert not shown, f"visible errors: {shown}"
+
+
+def test_a_newcomers_first_clicks(url, tmp_path):
+    """An example prompt -> Generate; "Draw a new scene" -> Caption; an example image -> Ask, twice."""
+    shots = Path(os.environ.get("DDIT_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser, page = _browser_page(p)
+        page.goto(url)
+
+        page.get_by_role("tab", name="Generate").click()
+        prompt = page.get_by_label("Prompt", exact=True)
+        page.get_by_text(app.EXAMPLE_PROMPTS[0], exact=True).first.click()
+        expect(prompt).to_have_value(app.EXAMPLE_PROMPTS[0])
+        page.get_by_role("button", name="Generate").click()
+        expect(page.get_by_text(re.compile(r"^done: \d+ steps? · ")).first).to_be_visible(timeout=60_000)
+        no_visible_error(page)
+
+        page.get_by_role("tab", name="Caption").click()
+        page.get_by_role("button", name="Draw a new scene").click()
+        expect(page.get_by_text(re.compile(r"^drawn: a "))).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Caption", exact=True).click()
+        caption = page.get_by_label("Caption", exact=True)
+        expect(caption).not_to_have_value("", timeout=60_000)
+        expect(page.get_by_text(re.compile(r"^done: \d+ steps? · \d+ tokens? · ")).first).to_be_visible(
+            timeout=60_000)
+        page.screenshot(path=str(shots / "journey_caption.png"), full_page=True)
+        no_visible_error(page)
+
+        page.get_by_role("tab", name="Chat").click()
+        expect(page.get_by_text("Image", exact=True).locator("visible=true")).to_have_count(1)  # the upload box
+        page.locator("button.gallery-item:visible").first.click()  # the first example image of this tab
+        expect(page.locator("img:visible")).not_to_have_count(0)  # the example is shown in the box
+        question = page.get_by_label("Question")
+        for n, asked in enumerate(("how many shapes are there?", "what color is the circle?"), start=1):
+            question.fill(asked)
+            page.get_by_role("button", name="Ask", exact=True).click()
+            expect(page.locator("[data-testid='bot']")).to_have_count(n, timeout=60_000)
+            expect(question).to_have_value("", timeout=60_000)
+            expect(page.get_by_text(re.compile(r"^done: \d+ steps? · \d+ tokens? · ")).last).to_be_visible(
+                timeout=60_000)
+            no_visible_error(page)
+        page.screenshot(path=str(shots / "journey_chat.png"), full_page=True)
+        answers = page.locator("[data-testid='bot']")
+        assert all(answers.nth(i).inner_text().strip() not in ("", "(no answer)") for i in range(2))
+        browser.close()
+
+
+def test_a_prompt_with_html_shows_its_words_as_typed(url):
+    with sync_playwright() as p:
+        browser, page = _browser_page(p)
+        page.goto(url)
+        page.get_by_label("Prompt", exact=True).fill("<img src=x> a red circle")
+        page.get_by_role("button", name="Generate").click()
+        expect(page.get_by_text("Not in the model's vocabulary: <img, src=x>.").first).to_be_visible(timeout=30_000)
         browser.close()

@@ -3,6 +3,7 @@ import sys
 
 import PIL.Image
 import pytest
+from bad_inputs import write_png_bomb
 
 from ddit.cli import main
 
@@ -30,6 +31,14 @@ def test_cli_errors_are_one_line(tiny_folder, tmp_path, capsys):
     assert main(["generate", "a", "--model", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "not found" in err and "empty" in err and "Traceback" not in err
+
+
+def test_a_decompression_bomb_is_one_line(tiny_folder, tmp_path, capsys):
+    bomb = tmp_path / "bomb.png"
+    write_png_bomb(bomb, 20000, 20000)
+    assert main(["caption", str(bomb), "--model", str(tiny_folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "400,000,000 pixels; at most 67,108,864" in err[0]
 
 
 def test_python_m_ddit_help():

@@ -1,11 +1,14 @@
 """Training configs: strict YAML, ``base:`` inheritance, sampling settings derived from the data."""
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from train.config import TrainConfig, load_yaml
+from ddit.task_defaults import TaskDefaults
+from train.config import RANGES, TrainConfig, load_yaml
 from train.preview_decoder import PreviewDecoderConfig
 from train.vae import VAEConfig
 
@@ -67,7 +70,8 @@ def test_vae_config_uses_the_same_strict_loader(tmp_path):
 CONFIGS = ROOT / "train" / "configs"  # its accelerate/ folder holds accelerate's own configs
 
 
-@pytest.mark.parametrize("path", sorted([*CONFIGS.glob("*.yaml"), *CONFIGS.glob("ablations/*.yaml")]),
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.rglob("*.yaml")
+                                        if p.relative_to(CONFIGS).parts[0] != "accelerate"),
                          ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_shipped_config_loads(path):
     if path.name.startswith("vae"):  # the VAE trainer's own schema (train/vae.py)
@@ -77,6 +81,86 @@ def test_every_shipped_config_loads(path):
     else:
         cfg = TrainConfig.from_yaml(path)
         assert cfg.optim.max_steps > 0 and cfg.sampling_defaults()["resolution"] == cfg.data.resolution
+
+
+def test_shipped_configs_are_found_in_every_folder():
+    found = {p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml")}
+    assert {"tiny.yaml", "ablations/base.yaml", "ablations/bf16_img75.yaml"} <= found
+
+
+def setting(tmp_path, key: str, value, name: str = "c.yaml"):
+    """A config file setting one dotted key (``data.caption_fraction``) to ``value``."""
+    section, field = key.split(".", 1)
+    return write(tmp_path / name, yaml.safe_dump({section: {field: value}}))
+
+
+# Issue 27: every share, probability, dropout and decay of a training config, with values outside its range, and
+# the name the error gives (a sequence's item by index). Listed here, not read from RANGES: a key dropped from the
+# table, or the check itself, fails here.
+OUT_OF_RANGE = [
+    ("data.caption_fraction", 2.5), ("data.caption_fraction", -0.1), ("data.caption_fraction", "half"),
+    ("data.caption_fraction", True), ("data.caption_fraction", None), ("data.caption_fraction", float("nan")),
+    ("data.caption_dropout", 1.5), ("data.hard_negatives", -0.5), ("data.p_drop_size", 1.01),
+    ("data.p_drop_position", -1), ("data.antialias_fraction", 2), ("data.color_jitter", 1.3),
+    ("loss.image_fraction", 1.5), ("loss.image_fraction", -0.2), ("loss.text_eps", 0.0), ("loss.text_eps", 1.0),
+    ("optim.ema_decay", 1.0), ("optim.ema_decay", -0.1), ("optim.betas", [0.9, 1.0], "optim.betas[1]"),
+    ("optim.betas", [-0.1, 0.999], "optim.betas[0]"), ("lora.dropout", 1.0), ("lora.dropout", -0.5),
+    ("task_defaults.caption_threshold", 0.0), ("task_defaults.answer_threshold", 1.5),
+    ("task_defaults.guidance_interval", [0.6, 1.5], "task_defaults.guidance_interval[1]"),
+]
+
+
+@pytest.mark.parametrize("case", OUT_OF_RANGE, ids=lambda c: f"{c[0]}={c[1]!r}")
+def test_a_share_outside_its_range_is_refused_naming_the_key(tmp_path, case):
+    key, value, name = (*case, case[0])[:3]
+    path = setting(tmp_path, key, value)
+    with pytest.raises(ValueError) as info:
+        TrainConfig.from_yaml(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {name} must be ") and "between 0 and 1" in message, message
+    assert "\n" not in message  # one line (python -m train prints it as ``error: ...``)
+    item = value[int(name[name.index("[") + 1:-1])] if name != key else value  # a sequence's item
+    assert message.endswith(f"got {item!r}"), message
+
+
+@pytest.mark.parametrize("key, value", [
+    ("data.caption_fraction", 0), ("data.caption_fraction", 1), ("data.color_jitter", 1.0),
+    ("data.hard_negatives", 0.75), ("loss.image_fraction", None), ("loss.image_fraction", 1),
+    ("loss.text_eps", 1e-5), ("optim.ema_decay", 0.0), ("optim.ema_decay", 0.9999), ("optim.betas", [0.0, 0.999]),
+    ("lora.dropout", 0.0), ("task_defaults.caption_threshold", 1.0), ("task_defaults.answer_threshold", None),
+    ("task_defaults.guidance_interval", None), ("task_defaults.guidance_interval", [0.0, 1.0]),
+])
+def test_the_ends_of_each_range_that_are_allowed_load(tmp_path, key, value):
+    cfg = TrainConfig.from_yaml(setting(tmp_path, key, value))
+    section, field = key.split(".")
+    got = cfg.task_defaults[field] if section == "task_defaults" else getattr(getattr(cfg, section), field)
+    assert got == (tuple(value) if key == "optim.betas" else value)
+
+
+def test_ranges_are_checked_after_base_is_applied(tmp_path):
+    setting(tmp_path, "data.caption_fraction", 2.5, "parent.yaml")
+    fixed = write(tmp_path / "fixed.yaml", "base: parent.yaml\ndata:\n  caption_fraction: 0.5\n")
+    assert TrainConfig.from_yaml(fixed).data.caption_fraction == 0.5
+    inherits = write(tmp_path / "inherits.yaml", "base: parent.yaml\nseed: 1\n")
+    with pytest.raises(ValueError, match="data.caption_fraction must be between 0 and 1, got 2.5"):
+        TrainConfig.from_yaml(inherits)
+
+
+# float settings that are no share, probability or decay (rates, weights, norms, Gaussian parameters)
+NOT_SHARES = {"optim.lr", "optim.weight_decay", "optim.grad_clip", "lora.alpha", "loss.text_weight",
+              "loss.image_weight", "loss.logit_mean", "loss.logit_std"}
+
+
+def test_every_float_setting_has_a_range_or_is_no_share():
+    """A new float setting must be sorted: into ``RANGES`` (checked on load) or, if no share, into NOT_SHARES."""
+    config = TrainConfig()
+    floats = {f"{section.name}.{f.name}" for section in dataclasses.fields(config)
+              if dataclasses.is_dataclass(getattr(config, section.name))
+              for f in dataclasses.fields(getattr(config, section.name)) if "float" in str(f.type)}
+    sections = {k for k in RANGES if not k.startswith("task_defaults.")}
+    assert NOT_SHARES <= floats and floats - NOT_SHARES == sections
+    # task_defaults keys are looked up only when given: a misspelt one would never be checked
+    assert {k.split(".", 1)[1] for k in set(RANGES) - sections} <= {f.name for f in dataclasses.fields(TaskDefaults)}
 
 
 def test_unknown_config_key_is_an_error(tmp_path):

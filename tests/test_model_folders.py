@@ -41,6 +41,10 @@ def broken(good: Path, tmp_path: Path, how: str) -> Path:
         torch.save({"w": torch.zeros(1)}, folder / "transformer" / "diffusion_pytorch_model.bin")
     elif how == "missing_component":
         subprocess.run(["rm", "-r", str(folder / "vae")], check=True)
+    elif how == "foreign_library":  # a module of the standard library: importing it prints the Zen of Python
+        index = json.loads((folder / "model_index.json").read_text())
+        index["scheduler"] = ["this", "Zen"]
+        (folder / "model_index.json").write_text(json.dumps(index))
     elif how == "empty":
         subprocess.run(["rm", "-r", str(folder)], check=True)
         folder.mkdir()
@@ -54,6 +58,7 @@ CASES = {  # how the folder is broken -> what the message must name
     "pickle_weights": ("diffusion_pytorch_model.bin", "pickle"),
     "missing_component": ("vae", "folder is missing"),
     "empty": ("empty", "no model_index.json"),
+    "foreign_library": ("model_index.json", "the scheduler names 'this' as its library"),
 }
 
 
@@ -65,6 +70,19 @@ def test_python_api_names_the_file(good, tmp_path, how):
         DualDiffusionPipeline.from_pretrained(folder, device="cpu")
     message = str(info.value)
     assert name in message and what in message and "\n" not in message
+
+
+def test_a_library_outside_diffusers_transformers_ddit_is_never_imported(good, tmp_path):
+    folder = broken(good, tmp_path, "foreign_library")
+    code = ("import sys; from ddit import DualDiffusionPipeline as P\n"
+            f"try: P.from_pretrained({str(folder)!r}, device='cpu')\n"
+            "except ValueError as err: print('refused:', err)\n"
+            "print('imported' if 'this' in sys.modules else 'not imported')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "not imported" and "Beautiful is better than ugly" not in result.stdout, result.stdout
+    assert lines[-2].startswith(f"refused: {folder / 'model_index.json'}: the scheduler names 'this'")
+    assert "diffusers, transformers, ddit" in lines[-2]
 
 
 def test_missing_folder(tmp_path):

@@ -2,6 +2,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from bad_inputs import write_png_bomb
 
 from ddit import DualDiffusionPipeline
 from ddit.flow_matching import classifier_free_guidance
@@ -120,6 +121,19 @@ def test_tiny_huge_and_bad_images(pipe, tmp_path):
         pipe.caption(str(tmp_path / "missing.png"))
     with pytest.raises(ValueError, match="Expected a PIL image"):
         pipe.caption(None)
+
+
+def test_a_decompression_bomb_is_refused_unread(pipe, tmp_path):
+    """A 20000x20000 PNG of a few hundred kB would take 1.2 GB decoded: refused from its header, naming its size."""
+    bomb = tmp_path / "bomb.png"
+    write_png_bomb(bomb, 20000, 20000)
+    with pytest.raises(ValueError, match=r"^The image is 400,000,000 pixels; at most 67,108,864 \(8192x8192\)"):
+        pipe.caption(str(bomb))
+    write_png_bomb(bomb, 9000, 8000)  # under PIL's own refusal, over ours
+    with pytest.raises(ValueError, match=r"^The image is 9000x8000 = 72,000,000 pixels; at most 67,108,864"):
+        pipe.caption(str(bomb))
+    with pytest.raises(ValueError, match=r"^The image is 9000x8000 = 72,000,000 pixels"):
+        pipe.caption(np.zeros((8000, 9000), dtype=np.uint8))
 
 
 def test_text_input_checks(pipe, image, caplog):

@@ -5,12 +5,14 @@ A YAML file has the sections ``model``, ``data``, ``loss``, ``optim``, ``log``, 
 - ``base: other.yaml`` (relative to the file) starts from that file; each section then changes only the keys
   it names (a value that is itself a mapping, like ``question_weights``, is replaced whole);
 - unknown keys are an error, so a typo never silently trains with a default;
-- sampling settings that follow from the data are derived, not repeated (``TrainConfig.sampling_defaults``).
+- sampling settings that follow from the data are derived, not repeated (``TrainConfig.sampling_defaults``);
+- every share, probability and decay must lie in its range (``RANGES``): ``caption_fraction: 2.5`` is an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +119,83 @@ class LoraConfig:
     text_encoder_target_modules: list[str] = field(default_factory=lambda: list(TEXT_ENCODER_TARGETS))
 
 
+@dataclass(frozen=True)
+class Range:
+    """Where a number may lie: ``low`` to ``high``, each end in or out; ``optional``: None (YAML null) too."""
+
+    low: float = 0.0
+    high: float = 1.0
+    low_open: bool = False  # True: ``low`` itself is refused
+    high_open: bool = False
+    optional: bool = False
+
+    def __contains__(self, value) -> bool:
+        if value is None:
+            return self.optional
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        above = value > self.low if self.low_open else value >= self.low  # NaN is neither: refused
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        out = [end for end, is_open in ((self.low, self.low_open), (self.high, self.high_open)) if is_open]
+        text = f"between {self.low:g} and {self.high:g}" + (f" ({' and '.join(f'{e:g}' for e in out)} excluded)"
+                                                             if out else "")
+        return f"null or {text}" if self.optional else text
+
+
+SHARE = Range()  # a probability or a share of rows / renders / answers: 0 (never) to 1 (always)
+BELOW_ONE = Range(high_open=True)
+
+# Every share, probability, dropout and decay of a TrainConfig, by dotted key (a sequence: each of its items; a
+# task_defaults key: only when given). Not here, as no share: lr, weight_decay, grad_clip, lora.alpha, the
+# loss weights, logit_mean / logit_std, question_weights (relative weights), image_solver's shift.
+RANGES = {
+    "data.caption_dropout": SHARE,
+    "data.caption_fraction": SHARE,
+    "data.hard_negatives": SHARE,
+    "data.p_drop_size": SHARE,
+    "data.p_drop_position": SHARE,
+    "data.antialias_fraction": SHARE,
+    "data.color_jitter": SHARE,
+    "loss.image_fraction": Range(optional=True),  # null: every row does both tasks
+    # a text token is masked with probability (1 - eps) t: 0 makes sigma(1) infinite, 1 masks nothing
+    "loss.text_eps": Range(low_open=True, high_open=True),
+    "optim.betas": BELOW_ONE,  # AdamW's, each
+    "optim.ema_decay": BELOW_ONE,  # 1 would never move the average from the initial weights
+    "lora.dropout": BELOW_ONE,  # 1 would zero the adapters' input: nothing trains
+    # the confidence sampler also commits every token at least this sure
+    "task_defaults.caption_threshold": Range(low_open=True, optional=True),
+    "task_defaults.answer_threshold": Range(low_open=True, optional=True),
+    "task_defaults.guidance_interval": Range(optional=True),  # [low, high] noise levels, each
+}
+
+
+def check_ranges(config, ranges: dict[str, Range]) -> None:
+    """Raise ``ValueError`` (one line, naming the dotted key) for the first value of ``config`` outside its range;
+    ``ranges`` maps dotted keys (dataclass fields, then mapping keys) to a ``Range``."""
+    for key, allowed in ranges.items():
+        value = config
+        for part in key.split("."):
+            if isinstance(value, dict):
+                if part not in value:  # an optional mapping key left out: the default applies
+                    break
+                value = value[part]
+            else:
+                value = getattr(value, part)
+        else:
+            if isinstance(value, (list, tuple)):  # each item; null only for the whole value
+                each = dataclasses.replace(allowed, optional=False)
+                bad = [(f"{key}[{i}]", item) for i, item in enumerate(value) if item not in each]
+            else:
+                each, bad = allowed, [] if value in allowed else [(key, value)]
+            if bad:
+                name, item = bad[0]
+                number = isinstance(item, numbers.Real) and not isinstance(item, bool)
+                raise ValueError(f"{name} must be {'' if number or item is None else 'a number '}{each}, got {item!r}")
+
+
 # task_defaults keys that follow from the data settings (a config that sets them is refused)
 DERIVED_DEFAULTS = {"resolution": "resolution", "max_sequence_length": "prompt_length",
                     "max_prompt_length": "text_length"}
@@ -139,8 +218,13 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        """Load a config (following ``base:``); raises ``ValueError`` naming any unknown or derived key."""
+        """Load a config (following ``base:``); raises ``ValueError`` naming any unknown or derived key, or one
+        whose value is outside its range (``RANGES``)."""
         config = load_yaml(cls, path, inherit=True)
+        try:
+            config.check_ranges()
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
         config.sampling_defaults()  # refuse derived keys now, not at the end of a run
         if config.image_solver:  # an unknown solver or option fails now, naming the file
             try:
@@ -148,6 +232,10 @@ class TrainConfig:
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{path}: image_solver: {err}") from None
         return config
+
+    def check_ranges(self) -> None:
+        """Refuse a share, probability or decay outside its range (``RANGES``): ``ValueError`` naming the key."""
+        check_ranges(self, RANGES)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -11,12 +11,14 @@ and its ``pipeline/`` holds them merged into the base weights (a plain pipeline,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -335,18 +337,30 @@ def _log_record(step: int, window: dict, flops_per_step: float | None, peak: flo
     }
 
 
+@contextlib.contextmanager
+def _eval_mode(*modules: torch.nn.Module) -> Iterator[None]:
+    """``modules`` in eval mode for a while; afterwards every submodule has its own train / eval mode back (a
+    frozen text encoder stays in eval mode beside a training transformer, whatever mode that one is in)."""
+    modes = {m: m.training for module in modules for m in module.modules()}
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes.items():  # parents before their submodules: ``train`` sets a whole subtree
+            if m.training != training:
+                m.train(training)
+
+
 @torch.no_grad()
 def _write_samples(parts: dict, defaults: TaskDefaults, prompts: list[str], path: Path) -> None:
-    """Generated images for fixed prompts, each captioned by the model itself."""
-    was_training = parts["transformer"].training
-    parts["transformer"].eval()
-    parts["text_encoder"].eval()
-    pipe = DualDiffusionPipeline(**parts, task_defaults=defaults.to_dict())
-    pipe.set_progress_bar_config(disable=True)
-    generator = torch.Generator().manual_seed(0)
-    images = pipe(prompts, generator=generator).images
-    captions = pipe.caption(images, generator=generator).text
-    titles = [f"{p}\n-> {c}" for p, c in zip(prompts, captions)]
-    reporting.sample_grid(images, titles, path)
-    parts["transformer"].train(was_training)
-    parts["text_encoder"].train(was_training)
+    """Generated images for fixed prompts, each captioned by the model itself (every component in eval mode;
+    each gets its own mode back afterwards)."""
+    with _eval_mode(*(part for part in parts.values() if isinstance(part, torch.nn.Module))):
+        pipe = DualDiffusionPipeline(**parts, task_defaults=defaults.to_dict())
+        pipe.set_progress_bar_config(disable=True)
+        generator = torch.Generator().manual_seed(0)
+        images = pipe(prompts, generator=generator).images
+        captions = pipe.caption(images, generator=generator).text
+        titles = [f"{p}\n-> {c}" for p, c in zip(prompts, captions)]
+        reporting.sample_grid(images, titles, path)
