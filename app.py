@@ -27,6 +27,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import numpy as np
@@ -34,14 +35,16 @@ from PIL import Image
 
 import shapes_world as sw
 from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
-from ddit import DualDiffusionPipeline, TextStep
 from ddit.cli import DEFAULT_MODEL
 from app_inputs import (
-    VIEW_SIDE, ImageUpload, Radio, Slider, check_prompt_words, done, image_input, number, read_image, start, stopped, timed,
+    VIEW_SIDE, ImageUpload, LoadingPipeline, Radio, Slider, check_prompt_words, done, image_input, number, read_image, start, stopped, timed,
     user_error, warn_unknown_words,
 )
 from ddit.checks import GUIDANCE_RANGE, MAX_STEPS, seeded_generator
-from ddit.task_defaults import SAMPLERS
+from ddit.task_defaults import SAMPLERS, TaskDefaults
+
+if TYPE_CHECKING:  # the app starts serving before torch is imported (``main``)
+    from ddit import DualDiffusionPipeline, TextStep
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 MASK_GLYPH, END_GLYPH = "▒", "·"
@@ -206,8 +209,7 @@ HEAVY = dict(concurrency_id="model", concurrency_limit=1)  # one model: its requ
 
 
 def build_demo(pipe: DualDiffusionPipeline) -> gr.Blocks:
-    """The three-tab app around a loaded pipeline (no server is started here)."""
-    pipe.set_progress_bar_config(disable=True)
+    """The three-tab app around a pipeline, or a ``LoadingPipeline`` (no server is started here)."""
     example_images = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
     with gr.Blocks(title="ddit — Dual Diffusion") as demo:
         gr.Markdown("# ddit — one diffusion transformer that draws, captions and answers\n"
@@ -230,9 +232,9 @@ def generate_tab(pipe: DualDiffusionPipeline, example_prompts: list[str]) -> Non
             prompt = gr.Textbox(label="Prompt", placeholder="a large red circle at the top left")
             negative = gr.Textbox("", label="Negative prompt", placeholder="(optional)")
             with gr.Row():
-                steps = gr.Number(d.image_steps, label="Steps", info=f"1 to {MAX_STEPS}")
+                steps = gr.Number(d.generate.num_inference_steps, label="Steps", info=f"1 to {MAX_STEPS}")
                 low, high = GUIDANCE_RANGE
-                guidance = gr.Number(d.guidance_scale, label="Guidance", info=f"{low:g} to {high:g}; 1 = none")
+                guidance = gr.Number(d.generate.guidance_scale, label="Guidance", info=f"{low:g} to {high:g}; 1 = none")
             with gr.Row():
                 seed = gr.Number(0, label="Seed")
                 random_seed = gr.Checkbox(False, label="Random seed")
@@ -263,8 +265,8 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
             image = image_input("Image")
             drawn = gr.Markdown()
             draw = gr.Button("Draw a new scene")
-            steps, sampler, seed, pace = text_controls(image, example_images, d.caption_steps, d.caption_sampler)
-            length = gr.Number(d.caption_length, label="Length (tokens)")
+            steps, sampler, seed, pace = text_controls(image, example_images, d.caption.num_inference_steps, d.caption.sampler)
+            length = gr.Number(d.caption.max_length, label="Length (tokens)")
             with gr.Row():
                 go = gr.Button("Caption", variant="primary")
                 stop = gr.Button("Stop")
@@ -299,7 +301,7 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     with gr.Row():
         with gr.Column():
             image = image_input("Image")
-            steps, sampler, seed, pace = text_controls(image, example_images, d.answer_steps, d.answer_sampler)
+            steps, sampler, seed, pace = text_controls(image, example_images, d.answer.num_inference_steps, d.answer.sampler)
         with gr.Column():
             chatbot = gr.Chatbot(label="Chat about the image", height=300)
             question = gr.Textbox(label="Question", placeholder="what color is the circle?")
@@ -319,6 +321,8 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python app.py``: the page is served as soon as it is drawn from the model's saved defaults (no torch yet),
+    then the model loads (torch, diffusers and the weights: most of the start-up time) while a person reads it."""
     parser = argparse.ArgumentParser(description="ddit web UI (Gradio)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL),
                         help="pipeline folder or Hub id (default: $DDIT_MODEL, else the bundled model)")
@@ -331,18 +335,33 @@ def main(argv: list[str] | None = None) -> None:
                         help="AutoencoderTiny folder for the step previews, e.g. TAESD3 for SD3-latent models "
                              "(default: the model's own, else the full VAE)")
     args = parser.parse_args(argv)
+    from ddit.model_folder import read_index, resolve_folder, saved_defaults
+
     try:
-        pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device,
-                                                     preview_decoder=args.preview_decoder)
+        folder = resolve_folder(args.model)
+        loading = LoadingPipeline(TaskDefaults.from_dict(saved_defaults(read_index(folder))))
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    demo = build_demo(loading)
+    launch(demo, args.host, args.port, share=args.share, block=False, quiet=False)
+    try:
+        from ddit import DualDiffusionPipeline
+
+        pipe = DualDiffusionPipeline.from_pretrained(folder, device=args.device, preview_decoder=args.preview_decoder)
         if args.lora:
             pipe.load_lora_weights(args.lora)
     except (FileNotFoundError, ValueError) as err:
+        demo.close()
         raise SystemExit(f"error: {err}")
-    launch(build_demo(pipe), args.host, args.port, share=args.share)
+    loading.ready(pipe)
+    demo.block_thread()
 
 
 def _advise_on_full_queue(demo: gr.Blocks) -> None:
-    """When the queue is full, tell the user to retry (gradio says only "Queue is full. Max size is ...")."""
+    """When the queue is full, tell the user to retry (gradio says only "Queue is full. Max size is ...").
+
+    Gradio has no setting for this message: the only way is to wrap its private ``Blocks._queue.push``, kept here
+    alone; ``tests/test_app.py::test_a_full_queue_says_to_retry`` fails when a gradio release changes it."""
     queue, push = demo._queue, demo._queue.push
 
     async def push_or_advise(*args, **kwargs):
@@ -356,14 +375,15 @@ def _advise_on_full_queue(demo: gr.Blocks) -> None:
 
 
 def launch(demo: gr.Blocks, host: str | None, port: int | None, share: bool = False, block: bool = True,
-           max_queue: int = 32) -> str:
+           max_queue: int = 32, quiet: bool | None = None) -> str:
     """Queue (one request on the model at a time, ``max_queue`` waiting) and serve ``demo``; returns its URL.
     ``host``/``port`` None: gradio's ($GRADIO_SERVER_NAME / $GRADIO_SERVER_PORT, as a Space sets them).
-    With ``block=False`` the server runs in a background thread (tests); stop it with ``demo.close()``."""
+    With ``block=False`` the server runs in a background thread (tests: quiet unless told); stop it with
+    ``demo.close()``."""
     demo.queue(default_concurrency_limit=1, max_size=max_queue)
     _advise_on_full_queue(demo)
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block,
-                css=CSS)
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+                quiet=(not block) if quiet is None else quiet, css=CSS)
     return demo.local_url
 
 

@@ -1,20 +1,26 @@
 """What the app checks and says before and around a run: user errors, uploads read like the CLI reads them,
-number boxes handed to the pipeline's own checks, words the model does not know, status lines."""
+number boxes handed to the pipeline's own checks, words the model does not know, status lines, and the wait for a
+model still loading."""
 
 from __future__ import annotations
 
 import html
 import logging
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 from PIL import Image
 
 import shapes_world as sw
-from ddit import DualDiffusionPipeline
 from ddit.image_inputs import input_notes, load_image
 from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
+
+if TYPE_CHECKING:
+    from ddit import DualDiffusionPipeline
+    from ddit.task_defaults import TaskDefaults
 
 VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
 log = logging.getLogger("ddit.app")
@@ -179,3 +185,20 @@ def check_prompt_words(pipe: DualDiffusionPipeline, prompt: str) -> None:
         rewrite = EXAMPLE_PROMPTS[-2]  # a model with Shapes-World's words: show how its prompts go
     advice = f" Write instead, e.g.: “{rewrite}”." if rewrite else ""
     raise user_error(f"Not in the model's vocabulary: {', '.join(unknown[:8])}.{advice}")
+
+
+class LoadingPipeline:
+    """Stands in for the pipeline while its weights load: the model's saved ``defaults`` at once (the page is drawn
+    from them), everything else once ``ready`` was called (a request that comes sooner waits for it)."""
+
+    def __init__(self, defaults: TaskDefaults):
+        self.defaults, self._loaded, self._pipe = defaults, threading.Event(), None
+
+    def ready(self, pipe: DualDiffusionPipeline) -> None:
+        self._pipe = pipe
+        self._loaded.set()
+
+    def __getattr__(self, name: str):
+        if not self._loaded.wait(timeout=600):
+            raise user_error("The model is still loading; please try again in a minute.")
+        return getattr(self._pipe, name)

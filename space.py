@@ -103,7 +103,7 @@ def resave_model(model: str, dest: Path, shard_bytes: int) -> list[str]:
     """Load ``model`` on the CPU and save it to ``dest`` in shards of at most ``shard_bytes`` of tensors, then copy
     its card, benchmarks and configs; returns the names of the source folder's top-level files left out."""
     from ddit import DualDiffusionPipeline
-    from ddit.loading import resolve_folder
+    from ddit.model_folder import resolve_folder
 
     source = resolve_folder(model)
     pipe = DualDiffusionPipeline.from_pretrained(model, device="cpu")

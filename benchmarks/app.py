@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))  # repo root: ddit and app are not pip-installed
 import app  # noqa: E402
 from ddit import DualDiffusionPipeline  # noqa: E402
 from ddit.cli import DEFAULT_MODEL  # noqa: E402
-from ddit.testing import free_port  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: a free port
+from helpers import free_port  # noqa: E402
 
 
 def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:

@@ -2,7 +2,7 @@
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/sampler_vs_paper.py [--model PATH] [--n 200] [--timed 10]
 
-paper: what the authors' sampling code does (design.md section 2), on this model: images 28 Euler steps with
+paper: what the authors' sampling code does (docs/design.md §3.4), on this model: images 28 Euler steps with
 classifier-free guidance at every step (the model's guidance scale, shift 1); captions the ancestral sampler,
 128 steps, with its cache (a step that reveals nothing reuses the last forward pass); answers ancestral, 32
 steps. ours: the model's own scheduler and ``task_defaults``. For each task and both: transformer passes per

@@ -26,7 +26,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # repo root: ddit and app are not pip-installed
 from ddit.cli import DEFAULT_MODEL  # noqa: E402
-from ddit.testing import free_port  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: bad inputs, a free port
+from bad_inputs import write_png_bomb  # noqa: E402
+from helpers import free_port  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -35,20 +37,24 @@ def rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
 
 
-def requests(image: str, bad_image: str):
+def requests(image: str, bad_image: str, bomb: str):
     """(kind, api_name, args, expect_refusal) forever, good ones and bad ones interleaved."""
     from gradio_client import handle_file
 
-    good = [("generate", "/generate", ("a red circle at the top left", "", 4, 2.0, 1, False), False),
-            ("caption", "/caption", (handle_file(image), 2, 28, "confidence", 0), False),
-            ("ask", "/ask", (handle_file(image), "what color is the circle?", [], 1, "confidence", 0), False)]
+    good = [("generate", "/generate", ("a red circle at the top left",), False),
+            ("caption", "/caption", (handle_file(image),), False),
+            ("ask", "/ask", (handle_file(image), "what color is the circle?"), False)]
     bad = [("empty prompt", "/generate", ("", "", 4, 2.0, 0, False), True),
            ("steps 2.5", "/generate", ("a red circle", "", 2.5, 2.0, 0, False), True),
            ("guidance 1e9", "/generate", ("a red circle", "", 4, 1e9, 0, False), True),
            ("seed 2**70", "/generate", ("a red circle", "", 4, 2.0, 2**70, False), True),
            ("non-image", "/caption", (handle_file(bad_image), 2, 28, "confidence", 0), True),
-           ("long question", "/ask", (handle_file(image), "what color is it? " * 300, [], 1, "confidence", 0), True)]
-    return itertools.cycle(good + good[:1] + bad[:3] + good[1:] + bad[3:])
+           ("long question", "/ask", (handle_file(image), "what color is it? " * 300, [], 1, "confidence", 0), True),
+           ("bomb", "/caption", (handle_file(bomb),), True),
+           ("pace -1", "/caption", (handle_file(image), 2, 28, "confidence", 0, -1), True),
+           ("unknown sampler", "/ask", (handle_file(image), "how many?", [], 1, "bogus", 0), True),
+           ("html prompt", "/generate", ("<img src=x> a red circle",), True)]
+    return itertools.cycle(good + good[:1] + bad[:3] + good[1:] + bad[3:6] + good + bad[6:])
 
 
 def run_requests(url: str, plan, n: int, clients: int) -> dict[str, int]:
@@ -83,7 +89,8 @@ def run_requests(url: str, plan, n: int, clients: int) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
     from gradio_client import Client
@@ -91,6 +98,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ddit-soak-"))
     image, bad_image = str(sorted((ROOT / "assets" / "examples").glob("*.png"))[0]), work / "bad.png"
     bad_image.write_bytes(b"not an image")
+    bomb = work / "bomb.png"
+    write_png_bomb(bomb, 20000, 20000)
     port = free_port()
     log = (work / "app.log").open("w")
     app = subprocess.Popen([sys.executable, "app.py", "--model", args.model, "--port", str(port)], cwd=ROOT,
@@ -103,9 +112,9 @@ def main() -> None:
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(1)
-        plan = requests(image, str(bad_image))
-        for kind, api, call, _ in [next(plan) for _ in range(3)]:  # warm-up: one of each good request
-            client.predict(*call, api_name=api)
+        plan = requests(image, str(bad_image), str(bomb))
+        warm = run_requests(url, plan, args.warmup, args.clients)
+        print(f"warm-up: {args.warmup} requests: {warm}")
         start_rss = rss_mb(app.pid)
         began = time.perf_counter()
         counts = run_requests(url, plan, args.requests, args.clients)

@@ -1,4 +1,4 @@
-"""Reuse across text steps (``ddit.text_cache``): speed and accuracy of each cache on the bundled model (CPU).
+"""Reuse across text steps (``text_cache_impl.py``): speed and accuracy of each cache on the bundled model (CPU).
 
 Run:  python benchmarks/text_cache.py                              (captions, n=200, 8 and 16 steps)
       python benchmarks/text_cache.py --task answer --steps 4 8    (VQA with more than its 1 default step)
@@ -30,9 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: ddit is not pip-installed
 from benchmarks.forward import time_interleaved  # noqa: E402
+from benchmarks.text_cache_impl import (CacheIntervals, EncoderCache, ImageStreamCache,  # noqa: E402
+                                        TextStepCache, text_head)
 from ddit import DualDiffusionPipeline  # noqa: E402
 from ddit.masked_diffusion import subs_log_probs  # noqa: E402
-from ddit.text_cache import CacheIntervals, EncoderCache, ImageStreamCache, TextStepCache, text_head  # noqa: E402
 from ddit.text_layout import TextBatch, decode_responses, layout  # noqa: E402
 from ddit.text_scheduler import MaskedDiffusionScheduler  # noqa: E402
 from shapes_world.benchmark.items import benchmark_images, benchmark_questions  # noqa: E402

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 MAX_STEPS = 1000  # more steps than this is a typo, not a setting
 GUIDANCE_RANGE = (0.0, 50.0)  # 1 = no guidance; beyond ~20 images saturate, beyond 50 they are noise
@@ -58,8 +60,10 @@ def check_guidance_interval(interval) -> tuple[float, float] | None:
     return (low, high)
 
 
-def seeded_generator(seed) -> torch.Generator:
+def seeded_generator(seed) -> "torch.Generator":
     """A CPU generator for a user's seed: a whole number in SEED_RANGE."""
+    import torch  # here: the checks themselves need no torch (``ddit --help`` reads the task options)
+
     seed = as_integer(seed, "seed")
     low, high = SEED_RANGE
     if not low <= seed <= high:
@@ -76,32 +80,6 @@ def check_text_length(lengths: list[int], texts: list[str], limit: int, what: st
         if n > limit:
             raise ValueError(f"The {what} is {n} tokens long; this model reads at most {limit} ({setting}). "
                              f"Please shorten it (it starts: {text[:40]!r}).")
-
-
-def check_text_decoding(threshold, block_length, max_new_tokens, sampler: str, max_length: int) -> tuple:
-    """The text loop's options (``ddit.text_sampling.TextDecoding``): (threshold, block_length, max_new_tokens).
-
-    ``threshold`` (None or in (0, 1]) needs the confidence sampler; ``max_new_tokens`` grows the slot block by
-    block, so it needs ``block_length`` and may not be below the slot ``max_length``.
-    """
-    if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold <= 1.0:
-            raise ValueError(f"`threshold` must be a probability in (0, 1] or None, got {threshold!r}.")
-        if sampler != "confidence":
-            raise ValueError(f"`threshold` needs the confidence sampler (sampler='confidence'), not {sampler!r}.")
-        threshold = float(threshold)
-    if block_length is not None:
-        block_length = as_integer(block_length, "block_length")
-        if not 1 <= block_length <= MAX_TEXT_TOKENS:
-            raise ValueError(f"`block_length` must be between 1 and {MAX_TEXT_TOKENS}, got {block_length}.")
-    if max_new_tokens is not None:
-        max_new_tokens = as_integer(max_new_tokens, "max_new_tokens")
-        if block_length is None:
-            raise ValueError("`max_new_tokens` grows the answer block by block: set `block_length` too.")
-        if not max_length <= max_new_tokens <= MAX_TEXT_TOKENS:
-            raise ValueError(f"`max_new_tokens` must be between the slot length {max_length} and "
-                             f"{MAX_TEXT_TOKENS}, got {max_new_tokens}.")
-    return threshold, block_length, max_new_tokens
 
 
 def check_text_positions(length: int, limit: int | None, what: str) -> None:

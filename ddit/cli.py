@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     from .pipeline import DualDiffusionPipeline
 
     if args.command == "save-tiny":
-        from .testing import build_tiny_pipeline
+        from .presets import build_tiny_pipeline
 
         build_tiny_pipeline().save_pretrained(args.folder)
         print(f"saved a tiny random pipeline to {args.folder}")

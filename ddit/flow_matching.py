@@ -1,8 +1,9 @@
-"""Rectified flow / flow matching for image latents (paper §3.1 eq. 1–3, SD3 convention).
+"""Rectified flow / flow matching for image latents (paper §2.1, eq. 1–3, SD3 convention; docs/design.md §2.1).
 
 t = 0 is data, t = 1 is noise; the network predicts the velocity v = eps - x0.
-Sampling uses diffusers' ``FlowMatchEulerDiscreteScheduler``; this module holds the training math
-and the two sampling-time formulas the pipeline needs (guidance and the predicted clean sample).
+Sampling runs any diffusers flow-matching solver (``ddit.image_sampling``: Euler, Heun, DPM-Solver++, UniPC); this
+module holds the training math and the two sampling-time formulas the pipeline needs (guidance, eq. 10, and the
+predicted clean sample).
 """
 
 from __future__ import annotations

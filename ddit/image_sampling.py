@@ -1,4 +1,5 @@
-"""The text-to-image sampling loop: flow-matching steps with classifier-free guidance (paper §3.1).
+"""The text-to-image sampling loop: flow-matching steps with classifier-free guidance (paper §3.3, eq. 10;
+docs/design.md §2.5).
 
 Any diffusers flow-matching scheduler drives it (``FLOW_SOLVERS`` names the ones we measured: Euler, Heun,
 DPM-Solver++ and UniPC with flow sigmas). A guidance interval applies classifier-free guidance only while
@@ -84,23 +85,25 @@ def guided(sigma: float, scale: float, interval: tuple[float, float] | None) -> 
 
 
 @torch.no_grad()
-def image_steps(pipe, prompts, negatives, steps, scale, latents, callback, callback_inputs,
-                guidance_interval: tuple[float, float] | None = None) -> Iterator[ImageStep]:
-    """Denoise ``latents`` with a fresh copy of ``pipe.scheduler``; yields the state after each model call."""
-    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)  # per run: solvers keep state
-    n = len(prompts)
-    context = pipe.encode_prompt(negatives + prompts if scale != 1.0 else prompts, pipe.defaults.max_sequence_length)
-    scheduler.set_timesteps(steps, device=pipe._execution_device)
+def image_steps(model, context: torch.Tensor, latents: torch.Tensor, steps: int, scale: float,
+                guidance_interval: tuple[float, float] | None = None, callback=None,
+                callback_inputs: tuple[str, ...] = ("latents",)) -> Iterator[ImageStep]:
+    """Denoise ``latents`` (b, c, h, w) with a fresh copy of ``model.scheduler``; yields the state after each model
+    call. ``context``: the prompts' encoder states, the negative prompts' before them (2b rows) when
+    ``scale != 1``. ``callback(i, t, tensors)`` may return ``{"latents": new}``; ``model`` is a
+    :class:`ddit.tasks.base.Model`."""
+    scheduler = type(model.scheduler).from_config(model.scheduler.config)  # per run: solvers keep state
+    n = latents.shape[0]
+    scheduler.set_timesteps(steps, device=model.device)
     total, passes = len(scheduler.timesteps), 0
-    pipe._interrupt = False
     for i, t in enumerate(scheduler.timesteps):
-        if pipe._interrupt:
+        if model.stopped():
             break
         sigma = float(scheduler.sigmas[i])
         use_cfg = guided(sigma, scale, guidance_interval)
         model_in, ctx = (torch.cat([latents, latents]), context) if use_cfg else (latents, context[-n:])
-        v = pipe.transformer(model_in.to(pipe.transformer.dtype), ctx, t.expand(model_in.shape[0]),
-                             return_logits=False).sample.float()
+        v = model.transformer(model_in.to(model.transformer.dtype), ctx, t.expand(model_in.shape[0]),
+                              return_logits=False).sample.float()
         v_cond = v[-n:]
         if use_cfg:  # cond and uncond share one batch: (uncond | cond)
             v = classifier_free_guidance(v[:n], v_cond, scale)
@@ -110,7 +113,7 @@ def image_steps(pipe, prompts, negatives, steps, scale, latents, callback, callb
         latents = scheduler.step(v, t, latents).prev_sample.float()
         if callback is not None:
             given = {"latents": latents, "pred_clean": pred}
-            returned = callback(pipe, i, t, {k: given[k] for k in callback_inputs})
+            returned = callback(i, t, {k: given[k] for k in callback_inputs})
             latents = (returned or {}).get("latents", latents)
         yield ImageStep(step=i, num_steps=total, timestep=float(t), latents=latents, pred_clean=pred,
                         forward_passes=passes, pred_clean_cond=pred_cond)

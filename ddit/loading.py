@@ -1,7 +1,7 @@
 """Opening pipeline folders: ours, the released D-DiT checkpoints, and SD3 pipelines to start from.
 
 The released folders name their transformer ``SD3JointModelFlexible`` from a module of the authors'
-(design.md §2), which diffusers cannot import; every folder's transformer is therefore loaded as
+(docs/design.md §3.1), which diffusers cannot import; every folder's transformer is therefore loaded as
 :class:`DualDiffusionTransformer` and the other four components by the class ``model_index.json`` names.
 An optional sixth, ``preview_decoder`` (a small ``AutoencoderTiny``), is loaded when the index names it.
 """
@@ -9,30 +9,23 @@ An optional sixth, ``preview_decoder`` (a small ``AutoencoderTiny``), is loaded 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-from .bundled import NAME as BUNDLED
-from .bundled import bundled_model_path
 from .latents import check_preview_decoder
-from .task_defaults import RELEASED_TASK_DEFAULTS
+from .task_defaults import combine
+from .model_folder import COMPONENTS, ModelFolderError, read_index, resolve_folder, saved_defaults
 from .text_layout import mask_token_id
 from .transformer import DualDiffusionTransformer
 
 logger = logging.getLogger(__name__)
 
-COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 PREVIEW_DECODER = "preview_decoder"  # the optional sixth: a small AutoencoderTiny for step previews
 MASK_EMBEDDING_NAMES = ("mask_embedding.safetensors", "mask_token_embedding.safetensors", "mask_embedding.pt",
                         "mask_token_embedding.pt", "mask_token_emb.00-of-01.pth")  # the last: the authors' own file
-RELEASED_TRANSFORMER_CLASS = "SD3JointModelFlexible"
-# what a pipeline folder's loading reads: configs, safetensors weights (and their shard index), tokenizer files and
-# the mask embedding; not pickles, training checkpoints or notebooks a Hub repository may also hold
-HUB_FILES = ("model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "mask_*")
 
 
 def default_device_and_dtype() -> tuple[torch.device, torch.dtype]:
@@ -40,31 +33,6 @@ def default_device_and_dtype() -> tuple[torch.device, torch.dtype]:
     if torch.cuda.is_available():
         return torch.device("cuda"), torch.bfloat16
     return torch.device("cpu"), torch.float32
-
-
-def resolve_folder(path: str | Path) -> Path:
-    """A local pipeline folder, ``"ddit-shapes"`` (the bundled model), or a Hub id fetched with ``huggingface_hub``
-    (needs network; only the files a pipeline reads are downloaded, see ``HUB_FILES``)."""
-    folder = Path(path)
-    if str(path) == BUNDLED and not folder.exists():
-        folder = bundled_model_path()
-    if folder.is_dir():
-        if not (folder / "model_index.json").is_file():
-            raise FileNotFoundError(f"{folder} is not a pipeline folder: it has no model_index.json.")
-        return folder
-    if folder.exists() or str(path).count("/") != 1:
-        raise FileNotFoundError(f"Model folder not found: {path}")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(path), allow_patterns=list(HUB_FILES)))
-    except Exception as err:  # offline, no such repository, no access: say so in one line
-        detail = " ".join(str(err).split())[:200]
-        raise ModelFolderError(f"{path}: no such local folder, and the Hub could not provide it ({detail})") from None
-
-
-class ModelFolderError(ValueError):
-    """A model folder that cannot be opened; the message is one line naming the file and what is wrong."""
 
 
 # the libraries whose classes a pipeline folder may name: importing a module runs its code, so nothing else is
@@ -84,21 +52,6 @@ def _component_class(index_path: Path, name: str, entry: list):
     except (ImportError, AttributeError, TypeError) as err:
         raise ModelFolderError(f"{index_path}: cannot import {library}.{class_name} named for the {name}: "
                                f"{err}") from None
-
-
-def read_index(folder: Path) -> dict:
-    """``model_index.json`` as a dict naming every component, or a one-line error naming the file."""
-    path = folder / "model_index.json"
-    try:
-        index = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFolderError(f"{path} is not valid JSON ({err}); restore it from the model's source") from None
-    if not isinstance(index, dict):
-        raise ModelFolderError(f"{path} must hold a JSON object, not {type(index).__name__}")
-    missing = [name for name in COMPONENTS if not isinstance(index.get(name), list)]
-    if missing:
-        raise ModelFolderError(f"{path} lacks components: {', '.join(missing)}")
-    return index
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -148,9 +101,9 @@ def load_pipeline(cls, pretrained_model_name_or_path: str | Path, torch_dtype: t
         kwargs = {"torch_dtype": dtype} if name in ("vae", "text_encoder") else {}
         parts[name] = _load_component(folder, name, lambda: component_cls.from_pretrained(folder / name, **kwargs))
     _load_mask_embedding(parts["text_encoder"], parts["tokenizer"], folder, mask_embedding)
-    saved_defaults = {**_saved_defaults(index), **(task_defaults or {})}
+    defaults = combine(saved_defaults(index), task_defaults)
     preview = _load_preview_decoder(folder, index, preview_decoder, dtype, parts["vae"])
-    return cls(**parts, task_defaults=saved_defaults, preview_decoder=preview).to(device)
+    return cls(**parts, task_defaults=defaults, preview_decoder=preview).to(device)
 
 
 def _load_preview_decoder(folder: Path, index: dict, given, dtype: torch.dtype, vae):
@@ -177,16 +130,6 @@ def _load_preview_decoder(folder: Path, index: dict, given, dtype: torch.dtype, 
     except ValueError as err:
         raise ModelFolderError(f"{path}: {err}") from None
     return decoder
-
-
-def _saved_defaults(index: dict) -> dict:
-    """The folder's ``task_defaults``; for a released D-DiT folder (none saved), the authors' settings."""
-    if "task_defaults" in index:
-        return dict(index["task_defaults"] or {})
-    if index["transformer"][-1] == RELEASED_TRANSFORMER_CLASS:
-        logger.info("A released D-DiT folder: sampling with the authors' settings (RELEASED_TASK_DEFAULTS)")
-        return RELEASED_TASK_DEFAULTS.to_dict()
-    return {}
 
 
 def _load_mask_embedding(text_encoder, tokenizer, folder: Path, path: str | Path | None) -> None:

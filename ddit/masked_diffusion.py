@@ -1,4 +1,5 @@
-"""Masked (absorbing-state) discrete diffusion for text: MDLM with the log-linear schedule (paper §3.1).
+"""Masked (absorbing-state) discrete diffusion for text: MDLM with the log-linear schedule (paper §2.2, eq. 5–7;
+docs/design.md §2.2).
 
 Glossary: b - batch, l - text tokens, v - vocabulary.
 Every equation is one small function; the samplers that use them live in ``text_scheduler.py``.
@@ -61,15 +62,18 @@ def q_xt(
     return torch.where(masked, torch.full_like(x0, mask_token_id), x0)
 
 
+def never_the_mask(logits: torch.Tensor, mask_token_id: int) -> torch.Tensor:
+    """SUBS, first half: the mask token's logit set to -inf (b, l, v), so that it is never predicted."""
+    return logits.index_fill(-1, torch.tensor([mask_token_id], device=logits.device), float("-inf"))
+
+
 def subs_log_probs(logits: torch.Tensor, x_t: torch.Tensor, mask_token_id: int) -> torch.Tensor:
     """SUBS parameterisation: log p(x0 | x_t) of shape (b, l, v).
 
     The mask token gets probability 0; tokens that are not masked in x_t are copied through
     (log-probability 0 on themselves, -inf elsewhere).
     """
-    mask_index = torch.tensor([mask_token_id], device=logits.device)
-    logits = logits.float().index_fill(-1, mask_index, float("-inf"))
-    log_probs = torch.log_softmax(logits, dim=-1)
+    log_probs = torch.log_softmax(never_the_mask(logits.float(), mask_token_id), dim=-1)
     unmasked = x_t != mask_token_id
     copy = torch.full_like(log_probs, float("-inf")).scatter_(-1, x_t.unsqueeze(-1), 0.0)
     return torch.where(unmasked.unsqueeze(-1), copy, log_probs)

@@ -3,15 +3,29 @@
 A size fixes the D-DiT transformer and the small bidirectional BERT text encoder that a new model
 (Shapes-World, tests, benchmarks) starts from; training configs name one (``model.size``). Models made
 from SD3 or the released checkpoints take their sizes from those folders instead.
+
+The "tiny" size also comes as whole random components (seconds on a CPU, nothing downloaded): ``tiny_vae`` for
+the smoke-run training config (``model.vae: random``) and ``build_tiny_pipeline`` for ``ddit save-tiny`` and the
+tests. They are untrained: never for a real model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
 from transformers import BertConfig, BertModel
 
+from .pipeline import DualDiffusionPipeline
+from .task_defaults import combine
 from .transformer import DualDiffusionTransformer
+from .word_tokenizer import build_word_tokenizer
+
+TINY_WORDS = (
+    "a small large red blue green circle square triangle at the top bottom left right in center on and , "
+    "what color shape is there how many ? q : yes no one two"
+).split()
 
 
 @dataclass(frozen=True)
@@ -67,3 +81,34 @@ def build_text_encoder(size: ModelSize, vocab_size: int, min_positions: int = 0)
         max_position_embeddings=max(size.text_max_positions, min_positions),
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     ))
+
+
+def tiny_vae(latent_channels: int = 4) -> AutoencoderKL:
+    """An untrained 2-level AutoencoderKL: 16x16 RGB <-> 8x8 latents (factor 2). Never for a real model."""
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1, norm_num_groups=4, sample_size=16,
+    )
+
+
+def tiny_transformer(vocab_size: int, in_channels: int = 4) -> DualDiffusionTransformer:
+    """A random D-DiT of the "tiny" size on 8x8 latents (16 image tokens); text states are 16 wide."""
+    return build_transformer(get_size("tiny"), latent_size=8, latent_channels=in_channels, vocab_size=vocab_size)
+
+
+def build_tiny_pipeline(seed: int = 0, task_defaults: dict | None = None) -> DualDiffusionPipeline:
+    """A random pipeline of the "tiny" size on 16x16 images, with a word-level tokenizer and a BERT encoder;
+    ``task_defaults`` (either format) replace its sampling defaults option by option."""
+    torch.manual_seed(seed)
+    tokenizer = build_word_tokenizer(TINY_WORDS)
+    text_encoder = build_text_encoder(get_size("tiny"), len(tokenizer)).eval()
+    transformer = tiny_transformer(len(tokenizer))
+    defaults = {"generate": {"num_inference_steps": 4, "guidance_scale": 2.0, "max_sequence_length": 32},
+                "caption": {"num_inference_steps": 4, "max_length": 6, "max_prompt_length": 16},
+                "answer": {"num_inference_steps": 3, "max_length": 3, "max_prompt_length": 16,
+                           "question_template": "q: {question}"}}
+    return DualDiffusionPipeline(
+        transformer=transformer, vae=tiny_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
+        scheduler=FlowMatchEulerDiscreteScheduler(), task_defaults=combine(defaults, task_defaults),
+    )

@@ -1,4 +1,4 @@
-"""How text is laid out for the model: a clean prompt followed by a response slot (design.md §3.2).
+"""How text is laid out for the model: a clean prompt followed by a response slot (docs/design.md §2.3).
 
 One layout serves training (the slot holds the target, padded with EOS) and sampling (the slot
 starts fully masked). Rows of a batch share one length: a row with a shorter prompt gets a longer
@@ -69,9 +69,15 @@ def layout(
         responses: training targets (truncated to the slot, padded with EOS); None fills the slot with masks.
         total_length: fixed row length; default longest prompt + ``slot_length``.
     """
+    heads = [prompt_ids(tokenizer, p, max_prompt_length) for p in prompts]
+    return layout_ids(tokenizer, heads, slot_length, responses, total_length)
+
+
+def layout_ids(tokenizer, heads: list[list[int]], slot_length: int, responses: list[str] | None = None,
+               total_length: int | None = None) -> TextBatch:
+    """``layout`` of prompts already tokenised (``prompt_ids``)."""
     end = end_token_id(tokenizer)
     mask = mask_token_id(tokenizer)
-    heads = [prompt_ids(tokenizer, p, max_prompt_length) for p in prompts]
     length = total_length or max(len(h) for h in heads) + slot_length
     if any(len(h) + slot_length > length for h in heads):
         raise ValueError(f"total_length {length} leaves less than slot_length {slot_length} for a prompt.")

@@ -1,7 +1,8 @@
-"""The text sampling loop: a response slot in-filled by masked diffusion, conditioned on an image (§3.1).
+"""The text sampling loop: a response slot in-filled by masked diffusion, conditioned on an image (paper §3.3;
+docs/design.md §2.6-§2.7).
 
-How the loop decodes is set by :class:`TextDecoding` (diffusers' names; all unset: the paper's loop of exactly
-``num_inference_steps`` steps over a fixed slot):
+How the loop decodes is set by :class:`ddit.tasks.base.TextOptions` (diffusers' names; all unset: the paper's loop
+of exactly ``num_inference_steps`` steps over a fixed slot):
 
 - ``threshold`` (confidence sampler; Fast-dLLM): each step also commits every masked token whose most likely
   token has probability >= ``threshold`` (the scheduled top-k still commits at least one), and a block ends as
@@ -45,27 +46,14 @@ class TextStep:
     block: int = 0  # the block being decoded (0 without block_length)
 
 
-@dataclass(frozen=True)
-class TextDecoding:
-    """How the loop decodes (see the module docstring); all unset is the paper's fixed loop."""
-
-    threshold: float | None = None
-    block_length: int | None = None
-    max_new_tokens: int | None = None
-    eos_early_stop: bool = False
-
-    @property
-    def fixed(self) -> bool:
-        """True for the paper's loop: exactly ``num_inference_steps`` steps, kept bit for bit."""
-        return self == TextDecoding()
-
-    def longest(self, batch: TextBatch) -> int:
-        """The most text tokens a row can reach: the layout's, plus the blocks ``max_new_tokens`` may append."""
-        length = batch.input_ids.shape[1]
-        if self.max_new_tokens is None:
-            return length
-        shortest_slot = int(batch.response_mask.sum(-1).min())
-        return length + self.block_length * math.ceil(max(0, self.max_new_tokens - shortest_slot) / self.block_length)
+def longest(options, batch: TextBatch) -> int:
+    """The most text tokens a row can reach: the layout's, plus the blocks ``max_new_tokens`` may append."""
+    length = batch.input_ids.shape[1]
+    if options.max_new_tokens is None:
+        return length
+    shortest_slot = int(batch.response_mask.sum(-1).min())
+    return length + options.block_length * math.ceil(max(0, options.max_new_tokens - shortest_slot) /
+                                                      options.block_length)
 
 
 def _blocks(response: torch.Tensor, block_length: int | None) -> int:
@@ -89,21 +77,21 @@ def resolved(x: torch.Tensor, response: torch.Tensor, mask_id: int, end_id: int)
     return (first_end.squeeze(-1) < x.shape[1]) & ~((x == mask_id) & (position < first_end)).any(-1)
 
 
-def _finished(x: torch.Tensor, response: torch.Tensor, decoding: TextDecoding, mask_id: int, end_id: int) -> bool:
+def _finished(x: torch.Tensor, response: torch.Tensor, options, mask_id: int, end_id: int) -> bool:
     """Early stop: every row is resolved, or has nothing masked and may not grow (no end token, no room)."""
-    full = decoding.max_new_tokens is None or response.sum(-1) >= decoding.max_new_tokens  # (b,)
+    full = options.max_new_tokens is None or response.sum(-1) >= options.max_new_tokens  # (b,)
     stuck = full & ~(x == mask_id).any(-1)
     return bool((resolved(x, response, mask_id, end_id) | stuck).all())
 
 
-def _grow(x: torch.Tensor, response: torch.Tensor, decoding: TextDecoding, mask_id: int, end_id: int):
+def _grow(x: torch.Tensor, response: torch.Tensor, options, mask_id: int, end_id: int):
     """Append a block: masks for rows with no end token and room under ``max_new_tokens``, end tokens elsewhere.
     Returns the new (x, response), or None when no row needs more room."""
-    if decoding.max_new_tokens is None:
+    if options.max_new_tokens is None:
         return None
     ended = (response & (x == end_id)).any(-1, keepdim=True)  # (b, 1)
-    room = decoding.max_new_tokens - response.sum(-1, keepdim=True)  # (b, 1)
-    new = ~ended & (torch.arange(decoding.block_length, device=x.device) < room)  # (b, block_length)
+    room = options.max_new_tokens - response.sum(-1, keepdim=True)  # (b, 1)
+    new = ~ended & (torch.arange(options.block_length, device=x.device) < room)  # (b, block_length)
     if not new.any():
         return None
     tail = torch.where(new, torch.full_like(new, mask_id, dtype=x.dtype), torch.full_like(new, end_id, dtype=x.dtype))
@@ -119,56 +107,83 @@ def in_parts(revealed: torch.Tensor, confidence: torch.Tensor, size: int) -> lis
     return [revealed & (rank >= k * size) & (rank < (k + 1) * size) for k in range(parts)]
 
 
+class _Decoder:
+    """The state of one text run: the tokens, the slot, the last prediction and the passes so far."""
+
+    def __init__(self, model, batch: TextBatch, latents, options, generator, reuse_predictions: bool,
+                 reveal_per_step: int | None):
+        self.model, self.latents, self.options, self.generator = model, latents, options, generator
+        self.reuse, self.reveal_per_step = reuse_predictions, reveal_per_step
+        self.x, self.response = batch.input_ids.to(model.device), batch.response_mask.to(model.device)
+        self.scheduler = MaskedDiffusionScheduler(sampler=options.sampler, confidence_threshold=options.threshold)
+        self.scheduler.set_timesteps(options.num_inference_steps)
+        self.log_probs, self.changed, self.passes, self.count, self.block = None, True, 0, 0, 0
+        self.finished = False  # ended early: every row resolved (``eos_early_stop``)
+
+    def state(self, revealed, most: int, reused: bool) -> TextStep:
+        return TextStep(step=self.count, num_steps=most, token_ids=self.x, masked=self.x == self.model.mask_token_id,
+                        revealed=revealed, response_mask=self.response, reused_prediction=reused,
+                        forward_passes=self.passes, block=self.block)
+
+    def predict(self) -> bool:
+        """p(x0 | x_t) for this step; False when the last one still holds ("ddpm_cache": nothing changed, so it is
+        the same; nothing masked, so it is not needed)."""
+        mask_id = self.model.mask_token_id
+        if self.reuse and not (self.changed and (self.x == mask_id).any()):
+            return False
+        zero = torch.zeros(self.x.shape[0], device=self.model.device)
+        logits = self.model.transformer(self.latents, self.model.encode_tokens(self.x), zero,
+                                        mask_token_id=mask_id).logits
+        self.log_probs, self.passes = subs_log_probs(logits, self.x, mask_id), self.passes + 1
+        return True
+
+    def step(self, i: int, active: torch.Tensor, most: int) -> Iterator[TextStep]:
+        """One sampler step over the ``active`` positions (the scheduler sees the rest as end tokens; the model saw
+        them masked); its states, the parts first when its reveals are paced."""
+        mask_id, end_id = self.model.mask_token_id, self.model.end_token_id
+        reused = not self.predict()
+        out = self.scheduler.step(self.log_probs, i, torch.where(active, self.x, end_id), mask_id, self.generator)
+        revealed = out.revealed
+        if self.reveal_per_step is not None:  # for watching: commit this step's tokens a few at a time
+            confidence = self.log_probs.gather(-1, out.prev_sample.unsqueeze(-1)).squeeze(-1)
+            *parts, revealed = in_parts(out.revealed, confidence, self.reveal_per_step)
+            for part in parts:
+                self.x = torch.where(part, out.prev_sample, self.x)
+                yield self.state(part, most, True)
+        self.x, self.changed = torch.where(out.revealed, out.prev_sample, self.x), bool(out.revealed.any())
+        self.finished = self.options.eos_early_stop and _finished(self.x, self.response, self.options, mask_id, end_id)
+        if self.finished:
+            left = self.x == mask_id
+            self.x, revealed = torch.where(left, end_id, self.x), revealed | left
+        yield self.state(revealed, most, reused)
+        self.count += 1
+
+
 @torch.no_grad()
-def text_steps(pipe, batch: TextBatch, images, steps: int, sampler: str, generator, decoding: TextDecoding,
-               reuse_predictions: bool, reveal_per_step: int | None = None) -> Iterator[TextStep]:
-    """In-fill the response slots of ``batch`` step by step, conditioned on ``images`` (None: the null image)."""
-    latents = None if images is None else pipe.encode_image(images).expand(batch.input_ids.shape[0], -1, -1, -1)
-    scheduler = MaskedDiffusionScheduler(sampler=sampler, confidence_threshold=decoding.threshold)
-    scheduler.set_timesteps(steps)
-    device, mask_id, end_id = pipe._execution_device, pipe.mask_token_id, pipe.end_token_id
-    x, response = batch.input_ids.to(device), batch.response_mask.to(device)
-    zero = torch.zeros(x.shape[0], device=device)
-    log_probs, changed, passes, count, block = None, True, 0, 0, 0
-    pipe._interrupt = False
+def text_steps(model, batch: TextBatch, images, options, generator=None, reuse_predictions: bool = True,
+               reveal_per_step: int | None = None) -> Iterator[TextStep]:
+    """In-fill the response slots of ``batch`` step by step, conditioned on ``images`` (None: the null image).
+
+    ``model`` is a :class:`ddit.tasks.base.Model`; ``options`` a checked :class:`ddit.tasks.base.TextOptions`.
+    """
+    rows = batch.input_ids.shape[0]
+    latents = None if images is None else model.encode_image(images).expand(rows, -1, -1, -1)
+    run = _Decoder(model, batch, latents, options, generator, reuse_predictions, reveal_per_step)
+    steps, mask_id = options.num_inference_steps, model.mask_token_id
     while True:
-        active = _active(response, block, decoding.block_length)
-        most = steps * _blocks(response, decoding.block_length)  # the bound each state reports as num_steps
+        active = _active(run.response, run.block, options.block_length)
+        most = steps * _blocks(run.response, options.block_length)  # the bound each state reports as num_steps
         for i in range(steps):
-            if pipe._interrupt or not (decoding.fixed or (active & (x == mask_id)).any()):
+            if model.stopped() or not (options.fixed or (active & (run.x == mask_id)).any()):
                 break
-            # "ddpm_cache": nothing changed, so p(x0 | x_t) is the same; nothing masked, so it is not needed
-            reused = reuse_predictions and not (changed and (x == mask_id).any())
-            if not reused:
-                logits = pipe.transformer(latents, pipe.encode_tokens(x), zero, mask_token_id=mask_id).logits
-                log_probs, passes = subs_log_probs(logits, x, mask_id), passes + 1
-            # the scheduler sees only this block's masks (the rest as end tokens); the model saw them all masked
-            out = scheduler.step(log_probs, i, torch.where(active, x, end_id), mask_id, generator)
-            if reveal_per_step is not None:  # for watching: commit this step's tokens a few at a time
-                confidence = log_probs.gather(-1, out.prev_sample.unsqueeze(-1)).squeeze(-1)
-                parts = in_parts(out.revealed, confidence, reveal_per_step)
-                for part in parts[:-1]:
-                    x = torch.where(part, out.prev_sample, x)
-                    yield TextStep(step=count, num_steps=most, token_ids=x, masked=x == mask_id, revealed=part,
-                                   response_mask=response, reused_prediction=True, forward_passes=passes, block=block)
-            x, revealed = torch.where(out.revealed, out.prev_sample, x), out.revealed
-            changed = bool(revealed.any())
-            if reveal_per_step is not None:
-                revealed = parts[-1]  # the earlier parts were yielded above
-            finished = decoding.eos_early_stop and _finished(x, response, decoding, mask_id, end_id)
-            if finished:
-                left = x == mask_id
-                x, revealed = torch.where(left, end_id, x), revealed | left
-            yield TextStep(step=count, num_steps=most, token_ids=x, masked=x == mask_id, revealed=revealed,
-                           response_mask=response, reused_prediction=reused, forward_passes=passes, block=block)
-            count += 1
-            if finished:
+            yield from run.step(i, active, most)
+            if run.finished:
                 return
-        if pipe._interrupt:
+        if model.stopped():
             return
-        block += 1
-        if not (response & (x == mask_id)).any():
-            grown = _grow(x, response, decoding, mask_id, end_id)
+        run.block += 1
+        if not (run.response & (run.x == mask_id)).any():
+            grown = _grow(run.x, run.response, options, mask_id, model.end_token_id)
             if grown is None:
                 return
-            (x, response), changed = grown, True
+            (run.x, run.response), run.changed = grown, True

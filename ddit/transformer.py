@@ -5,7 +5,7 @@ Glossary (shapes):
     p - patch size       n - image tokens        l - text tokens
     d - inner width      v - vocabulary size
 
-State-dict names follow the released ``SD3JointModelFlexible`` checkpoints (design.md §2), so their
+State-dict names follow the released ``SD3JointModelFlexible`` checkpoints (docs/design.md §3.2), so their
 ``transformer/`` folder loads with ``DualDiffusionTransformer.from_pretrained``.
 """
 
@@ -22,6 +22,8 @@ from diffusers.models.embeddings import PatchEmbed, TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import AdaLayerNormContinuous
 from diffusers.utils import BaseOutput
+
+from .masked_diffusion import never_the_mask
 
 
 @dataclass
@@ -188,7 +190,7 @@ class DualDiffusionTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
             logits = self.text_proj_out(self.text_norm_out(context))  # (b, l, v)
             mask_token_id = self.config.mask_token_id if mask_token_id is None else mask_token_id
             if mask_token_id is not None:  # SUBS: the model never predicts the mask token
-                logits = logits.index_fill(-1, torch.tensor([mask_token_id], device=logits.device), float("-inf"))
+                logits = never_the_mask(logits, mask_token_id)
         if not return_dict:
             return (sample, logits)
         return DualDiffusionTransformerOutput(sample=sample, logits=logits)

@@ -1,5 +1,5 @@
 """Shapes-World, ddit's built-in domain: scenes, renders, captions and questions, and a judge that reads
-generated images back (design.md section 4). The benchmark is ``shapes_world.benchmark``.
+generated images back (docs/design.md §4). The benchmark is ``shapes_world.benchmark``.
 
 Nothing here imports torch: the domain is numpy + PIL, so the app can draw example scenes cheaply.
 """

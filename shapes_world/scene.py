@@ -1,4 +1,4 @@
-"""Shapes-World scenes: the vocabulary of the world and how scenes are sampled (design.md section 4).
+"""Shapes-World scenes: the vocabulary of the world and how scenes are sampled (docs/design.md §4.1).
 
 A scene is 1-3 coloured shapes, each in its own cell of a 3x3 grid on a 64x64 white canvas.
 Pure numpy, no torch: every split is a pure function of a seed.

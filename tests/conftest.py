@@ -15,7 +15,7 @@ import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ddit.testing import build_tiny_pipeline  # noqa: E402
+from ddit.presets import build_tiny_pipeline  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 

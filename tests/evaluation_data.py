@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 
 from ddit import DualDiffusionPipeline
-from ddit.testing import build_tiny_pipeline
+from ddit.presets import build_tiny_pipeline
 
 # the short-answer instruction makes questions longer than the tiny model's default 16 prompt tokens
 TINY_DEFAULTS = {"max_prompt_length": 48}

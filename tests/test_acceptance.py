@@ -24,7 +24,7 @@ import shapes_world as sw
 from shapes_world.examples import PROMPTS
 
 from bad_inputs import write_png_bomb
-from ddit.testing import free_port
+from helpers import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import handle_file  # noqa: E402

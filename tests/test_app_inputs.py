@@ -9,7 +9,7 @@ import pytest
 
 import app
 import app_inputs
-from ddit.testing import build_tiny_pipeline
+from ddit.presets import build_tiny_pipeline
 
 
 @pytest.fixture(scope="module")

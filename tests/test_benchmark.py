@@ -9,7 +9,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 
 from ddit.pipeline import DualDiffusionImageOutput, DualDiffusionTextOutput
 from ddit.task_defaults import TaskDefaults
-from ddit.testing import build_tiny_pipeline
+from ddit.presets import build_tiny_pipeline
 import shapes_world as sw
 from shapes_world import benchmark as bench
 from shapes_world.benchmark.cli import main as benchmark_main
@@ -183,8 +183,8 @@ def test_fewest_steps_must_lose_under_one_point():
 def test_sweep_caps_steps_at_the_slot(tiny):
     sweep = bench.sweep_text_steps(tiny, n=2, batch=2, steps=(1, 4, 32))
     caption_steps = {r["steps"] for r in sweep["rows"] if r["task"] == "caption"}
-    assert caption_steps == {1, 4, tiny.defaults.caption_length}
-    assert {r["steps"] for r in sweep["rows"] if r["task"] == "vqa"} == {1, tiny.defaults.answer_length}
+    assert caption_steps == {1, 4, tiny.defaults.caption.max_length}
+    assert {r["steps"] for r in sweep["rows"] if r["task"] == "vqa"} == {1, tiny.defaults.answer.max_length}
     assert set(sweep["fewest_steps"]) == {"caption", "vqa"}
     assert set(sweep["fewest_steps"]["vqa"]) == {"ancestral", "confidence"}
 
@@ -194,7 +194,7 @@ def test_t2i_sweep_is_accuracy_against_passes(tiny):
     sweep = bench.sweep_t2i(tiny, n=2, batch=2, plan=plan)
     rows = sweep["rows"]
     assert [(r["solver"], r["steps"], r["passes"]) for r in rows] == [
-        ("euler", 3, 6), ("dpm++2m", 3, 5), ("euler", tiny.defaults.image_steps, 2 * tiny.defaults.image_steps)]
+        ("euler", 3, 6), ("dpm++2m", 3, 5), ("euler", tiny.defaults.generate.num_inference_steps, 2 * tiny.defaults.generate.num_inference_steps)]
     assert [r["default"] for r in rows] == [False, False, True]  # the model's own settings are added
     assert type(tiny.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"  # put back after the sweep
     assert all(_in_unit(r["overall"]) for r in rows) and sweep["reference"] == rows[0]

@@ -67,5 +67,5 @@ def test_bad_seed_and_output_folder_fail_before_the_model_loads(tmp_path, capsys
 
 
 def test_the_bundled_model_has_a_name():
-    from ddit.loading import resolve_folder
+    from ddit.model_folder import resolve_folder
     assert (resolve_folder("ddit-shapes") / "model_index.json").is_file()

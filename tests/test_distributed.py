@@ -13,7 +13,7 @@ from accelerate.commands.config.config_args import ClusterConfig
 from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 
-from ddit.testing import build_tiny_pipeline
+from ddit.presets import build_tiny_pipeline
 from train.config import TrainConfig
 from train.distributed import configure
 

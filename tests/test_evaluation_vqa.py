@@ -33,7 +33,7 @@ def test_vqav2_scores_with_the_official_accuracy(tmp_path, tiny_model, monkeypat
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["complete"] and saved["metrics"] == results["metrics"] and not saved["subset"]
     settings = json.loads((tmp_path / "out" / "settings.json").read_text())
-    assert settings["options"]["short_answer"] is True and settings["model_defaults"]["answer_steps"] == 3
+    assert settings["options"]["short_answer"] is True and settings["model_defaults"]["answer"]["num_inference_steps"] == 3
     assert settings["data"]["questions"] == str(paths["questions"].resolve())
 
 

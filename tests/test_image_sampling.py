@@ -3,11 +3,11 @@
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+from helpers import generator as gen
 
 from ddit import DualDiffusionPipeline
 from ddit.flow_matching import classifier_free_guidance
 from ddit.image_sampling import FLOW_SOLVERS, flow_scheduler, guided, planned_passes, solver_name
-from ddit.testing import generator as gen
 
 
 def test_guided_only_inside_the_interval():
@@ -22,8 +22,8 @@ def test_interval_skips_the_unconditional_pass(pipe):
     latents = torch.randn(1, 4, 8, 8, generator=gen(5))
     states = list(pipe.iter_generate("a red circle", num_inference_steps=steps, guidance_scale=scale,
                                      latents=latents.clone(), guidance_interval=interval))
-    cond = pipe.encode_prompt(["a red circle"], pipe.defaults.max_sequence_length)
-    uncond = pipe.encode_prompt([""], pipe.defaults.max_sequence_length)
+    cond = pipe.encode_prompt(["a red circle"], pipe.defaults.generate.max_sequence_length)
+    uncond = pipe.encode_prompt([""], pipe.defaults.generate.max_sequence_length)
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config)
     scheduler.set_timesteps(steps)
     x, passes = latents.clone(), 0
@@ -72,13 +72,14 @@ def test_bad_solver_shift_and_interval_are_refused(pipe):
 
 
 def test_solver_and_interval_survive_save_and_load(pipe, tmp_path):
-    pipe = DualDiffusionPipeline(**pipe.components, task_defaults={**pipe.defaults.to_dict(),
-                                                                   "guidance_interval": [0.5, 1.0]})
+    saved = pipe.defaults.to_dict()
+    saved["generate"]["guidance_interval"] = [0.5, 1.0]
+    pipe = DualDiffusionPipeline(**pipe.components, task_defaults=saved)
     pipe.scheduler = flow_scheduler("dpm++2m", shift=2.0)
     pipe.save_pretrained(tmp_path)
     again = DualDiffusionPipeline.from_pretrained(tmp_path)
     assert solver_name(again.scheduler) == "dpm++2m" and again.scheduler.config.flow_shift == 2.0
-    assert tuple(again.defaults.guidance_interval) == (0.5, 1.0)
+    assert tuple(again.defaults.generate.guidance_interval) == (0.5, 1.0)
     a = pipe("a red circle", generator=gen(0), output_type="np").images
     b = again("a red circle", generator=gen(0), output_type="np").images
     torch.testing.assert_close(torch.as_tensor(a), torch.as_tensor(b))

@@ -16,14 +16,17 @@ def _accuracy(seed: int, transform) -> float:
     return float(np.mean([read_scene(transform(s, rng)) == s for s in scenes]))
 
 
+@pytest.mark.slow  # statistics over N scenes: about a second
 def test_reads_rendered_scenes():
     assert _accuracy(10, lambda s, rng: sw.render(s, rng)) >= 0.99
 
 
+@pytest.mark.slow  # statistics over N scenes: about a second
 def test_reads_antialiased_scenes():
     assert _accuracy(11, lambda s, rng: sw.render(s, rng, antialias=True)) >= 0.95
 
 
+@pytest.mark.slow  # statistics over N scenes: about a second
 def test_reads_jpeg_scenes():
     assert _accuracy(12, lambda s, rng: sw.jpeg_round_trip(sw.render(s, rng), 90)) >= 0.95
 
@@ -44,6 +47,7 @@ def test_rejects_noise_and_blank_images():
     assert read_scene(Image.fromarray(speckled)) is None
 
 
+@pytest.mark.slow  # statistics over N scenes: about a second
 def test_matches_own_prompts_not_others():
     rng = np.random.default_rng(14)
     scenes = list(sw.iter_scenes(15, N))

@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(p for folder in ("ddit", "shapes_world", "train", "benchmarks", "evaluation", "tests")
-                 for p in (ROOT / folder).rglob("*.py")) + [ROOT / "app.py", ROOT / "app_inputs.py"]
+                 for p in (ROOT / folder).rglob("*.py")) + [ROOT / "app.py", ROOT / "app_inputs.py", ROOT / "space.py"]
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 
@@ -50,3 +50,16 @@ def test_files_and_functions_stay_small():
                 if length > MAX_FUNCTION_LINES:
                     too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
     assert not too_long
+
+
+@pytest.mark.slow  # a fresh interpreter importing gradio: seconds
+def test_the_app_serves_its_page_before_importing_torch():
+    """``python app.py`` draws its page from the model's saved defaults while torch, diffusers and the weights load
+    (benchmarks/startup.py): importing the app, its inputs and the task options must not import them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, app, app_inputs, ddit.task_defaults, ddit.model_folder; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]

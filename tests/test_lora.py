@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import generator
 from safetensors.torch import load_file
 
 from ddit import DualDiffusionPipeline
 from ddit.lora import LORA_WEIGHT_NAME, add_adapter, lora_config, save_lora_weights
-from ddit.presets import build_transformer, get_size
-from ddit.testing import build_tiny_pipeline, generator
+from ddit.presets import build_tiny_pipeline, build_transformer, get_size
 from train.components import add_lora
 from train.config import TrainConfig
 from train.loop import train

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddit.losses import JointLossConfig, joint_loss, task_rows
-from ddit.testing import build_tiny_pipeline
+from ddit.presets import build_tiny_pipeline
 from ddit.text_layout import layout
 from ddit.text_scheduler import MaskedDiffusionScheduler
 
@@ -26,6 +26,7 @@ def loss_of(pipe, config: JointLossConfig, seed: int = 0):
                       MaskedDiffusionScheduler(eps=config.text_eps), torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.slow  # 150 training steps
 def test_overfitting_one_batch_drives_both_losses_down():
     pipe = build_tiny_pipeline(seed=0)
     pipe.transformer.initialize_weights()

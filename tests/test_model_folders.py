@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port
 
 from ddit import DualDiffusionPipeline
-from ddit.loading import ModelFolderError
-from ddit.testing import build_tiny_pipeline
+from ddit.model_folder import ModelFolderError
+from ddit.presets import build_tiny_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
@@ -72,6 +73,7 @@ def test_python_api_names_the_file(good, tmp_path, how):
     assert name in message and what in message and "\n" not in message
 
 
+@pytest.mark.slow  # a fresh Python process that imports torch
 def test_a_library_outside_diffusers_transformers_ddit_is_never_imported(good, tmp_path):
     folder = broken(good, tmp_path, "foreign_library")
     code = ("import sys; from ddit import DualDiffusionPipeline as P\n"
@@ -97,7 +99,7 @@ def test_front_ends_exit_with_one_line(good, tmp_path, how, command):
     folder = broken(good, tmp_path, how)
     image = ROOT / "assets" / "examples" / "scene_0.png"  # a real image: the CLI reads it before the model
     args = ([sys.executable, "-m", "ddit", "caption", "--model", str(folder), str(image)] if command == "cli"
-            else [sys.executable, "app.py", "--model", str(folder), "--port", "0"])
+            else [sys.executable, "app.py", "--model", str(folder), "--port", str(free_port())])
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -109,7 +111,7 @@ def test_a_hub_id_downloads_only_what_a_pipeline_reads(tmp_path, monkeypatch):
 
     import huggingface_hub
 
-    from ddit.loading import resolve_folder
+    from ddit.model_folder import resolve_folder
     asked = {}
 
     def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):

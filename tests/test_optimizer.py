@@ -2,7 +2,7 @@
 
 import torch
 
-from ddit.testing import build_tiny_pipeline
+from ddit.presets import build_tiny_pipeline
 from train.optimizer import param_groups, split_decay
 
 

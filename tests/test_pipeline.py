@@ -3,11 +3,11 @@ import PIL.Image
 import pytest
 import torch
 from bad_inputs import write_png_bomb
+from helpers import generator as gen
 
 from ddit import DualDiffusionPipeline
+from ddit.task_defaults import TaskDefaults
 from ddit.flow_matching import classifier_free_guidance
-
-from ddit.testing import generator as gen
 
 
 def test_generate_shapes_and_determinism(pipe):
@@ -24,8 +24,8 @@ def test_cfg_batched_equals_two_separate_calls(pipe):
     latents = torch.randn(1, 4, 8, 8, generator=gen(5))
     batched = list(pipe.iter_generate("a red circle", num_inference_steps=steps, guidance_scale=scale,
                                       latents=latents.clone()))[-1].latents
-    cond = pipe.encode_prompt(["a red circle"], pipe.defaults.max_sequence_length)
-    uncond = pipe.encode_prompt([""], pipe.defaults.max_sequence_length)
+    cond = pipe.encode_prompt(["a red circle"], pipe.defaults.generate.max_sequence_length)
+    uncond = pipe.encode_prompt([""], pipe.defaults.generate.max_sequence_length)
     pipe.scheduler.set_timesteps(steps)
     x = latents.clone()
     with torch.no_grad():
@@ -54,7 +54,7 @@ def test_interrupt_stops_sampling(pipe):
     states = []
     for state in pipe.iter_generate("a red circle", num_inference_steps=5, generator=gen(0)):
         states.append(state)
-        pipe.interrupt()
+        pipe.interrupt = True
     assert len(states) == 1
 
 
@@ -68,10 +68,10 @@ def test_caption_and_answer_batched(pipe, image):
 
 def test_defaults_come_from_the_model(pipe, image):
     states = list(pipe.iter_answer(image, "how many?"))
-    assert len(states) == pipe.defaults.answer_steps == 3
+    assert len(states) == pipe.defaults.answer.num_inference_steps == 3
     prompt_len = int((~states[0].response_mask[0]).sum())
-    assert states[0].response_mask.shape[1] == prompt_len + pipe.defaults.answer_length
-    assert len(list(pipe.iter_generate("a red circle"))) == pipe.defaults.image_steps
+    assert states[0].response_mask.shape[1] == prompt_len + pipe.defaults.answer.max_length
+    assert len(list(pipe.iter_generate("a red circle"))) == pipe.defaults.generate.num_inference_steps
 
 
 def test_save_load_round_trip(pipe, image, tmp_path):
@@ -198,3 +198,58 @@ def test_input_notes_say_what_happens_to_an_image():
     scene = PIL.Image.new("RGB", (64, 64), (255, 255, 255))
     scene.putpixel((3, 3), (200, 30, 30))
     assert input_notes(load_image(scene), 64) == []
+
+
+# today's bundled model_index.json (2026-12-03), in the flat format of folders saved before per-task options
+FLAT_DEFAULTS = {
+    "answer_block_length": None, "answer_length": 20, "answer_max_new_tokens": None, "answer_sampler": "confidence",
+    "answer_steps": 1, "answer_threshold": None, "answer_total_length": None, "caption_block_length": None,
+    "caption_length": 28, "caption_max_new_tokens": None, "caption_prompt": "", "caption_sampler": "confidence",
+    "caption_steps": 8, "caption_threshold": 0.95, "eos_early_stop": True, "guidance_interval": [0.6, 1.0],
+    "guidance_scale": 2.5, "image_steps": 6, "max_prompt_length": 27, "max_sequence_length": 28,
+    "question_template": "{question}", "resolution": 64}
+
+
+def test_flat_task_defaults_of_older_folders_load_per_task(caplog):
+    with caplog.at_level("WARNING"):
+        d = TaskDefaults.from_dict(FLAT_DEFAULTS)
+    assert not caplog.records
+    assert (d.generate.num_inference_steps, d.generate.guidance_scale, d.generate.guidance_interval) == (6, 2.5,
+                                                                                                        [0.6, 1.0])
+    assert (d.caption.num_inference_steps, d.caption.max_length, d.caption.threshold, d.caption.eos_early_stop) == (
+        8, 28, 0.95, True)
+    assert (d.answer.num_inference_steps, d.answer.max_length, d.answer.question_template) == (1, 20, "{question}")
+    assert d.caption.max_prompt_length == d.answer.max_prompt_length == 27 and d.resolution == 64
+    assert TaskDefaults.from_dict(d.to_dict()) == d  # the per-task format round-trips
+    assert set(d.to_dict()) == {"generate", "caption", "answer", "resolution"}
+
+
+def test_unknown_options_are_refused_naming_what_the_task_takes(pipe, image):
+    with pytest.raises(TypeError, match=r"caption got unknown option\(s\) guidance_scale; it takes: "):
+        pipe.caption(image, guidance_scale=2.0)
+    with pytest.raises(TypeError, match=r"generate got unknown option\(s\) sampler"):
+        pipe("a red circle", sampler="confidence")
+
+
+def test_interrupt_is_a_property_as_in_diffusers(pipe):
+    assert pipe.interrupt is False
+    seen = []
+
+    def stop_after_two(p, i, t, tensors):
+        seen.append(i)
+        p.interrupt = i >= 1
+        return tensors
+
+    states = list(pipe.iter_generate("a red circle", num_inference_steps=5, callback_on_step_end=stop_after_two))
+    assert len(states) == 2 == len(seen) and pipe.interrupt is True
+    assert len(list(pipe.iter_generate("a red circle", num_inference_steps=3))) == 3  # a new run clears it
+
+
+def test_no_module_but_the_pipeline_reads_the_pipelines_private_attributes():
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "ddit"
+    readers = [str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "pipeline.py"
+               and re.search(r"\bpipe(line)?\._[a-z]", p.read_text())]
+    assert readers == []

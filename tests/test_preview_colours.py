@@ -1,10 +1,10 @@
 """The bundled model's step previews read by colour (benchmarks/preview_colours.py): with its preview decoder, a
 blue square's previews read blue as often as the VAE's decodes, no first preview of a red circle reads
-green, and a half-faded disc decodes as its own colour faded. A few seconds: the fast tier runs them."""
+green, and a half-faded disc decodes as its own colour faded. They load the bundled model, so all but the colour
+reader's own test are slow (deselected by -m 'not slow')."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -36,12 +36,14 @@ def pipe():
     return pipeline
 
 
+@pytest.mark.slow
 def test_the_bundled_model_ships_a_preview_decoder(pipe):
     assert pipe.preview_decoder is not None
     size = sum(p.stat().st_size for p in (MODEL / "preview_decoder").iterdir())
     assert size < 2**20
 
 
+@pytest.mark.slow
 def test_first_previews_of_a_red_circle_read_red(pipe):
     """What the app shows (the conditional prediction, by the preview decoder) reads red, never green."""
     read = preview_colours(pipe, "a red circle", SEEDS, STEPS)
@@ -50,6 +52,7 @@ def test_first_previews_of_a_red_circle_read_red(pipe):
     assert app_red >= len(SEEDS) * STEPS // 2 and app_red > vae_red, read  # measured: 19 of 24, the VAE's 5 (previous weights: 15, 2)
 
 
+@pytest.mark.slow
 def test_previews_of_a_blue_square_read_blue_as_often_as_the_vae_decodes_them(pipe):
     """The decoder is not what makes a preview's colour wrong: its previews read blue at least as often as the
     VAE's decodes of the same predictions, and by the third step most do. (The first prediction itself reads
@@ -60,6 +63,7 @@ def test_previews_of_a_blue_square_read_blue_as_often_as_the_vae_decodes_them(pi
     assert preview[-1] >= 6 and sum(preview) >= sum(vae), read
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("colour", ["red", "green", "blue", "purple"])
 def test_a_half_faded_disc_decodes_faded_not_as_another_colour(pipe, colour):
     """Half a disc's latent and half the background's, as a blurred early prediction is: the preview decoder,

@@ -2,6 +2,7 @@
 path (as TAESD3 would be for SD3 latents), used by ``decode_preview`` and the app, and absent without harm."""
 
 import fnmatch
+from types import SimpleNamespace
 import json
 
 import numpy as np
@@ -11,8 +12,8 @@ from diffusers import AutoencoderTiny
 
 import app
 from ddit import DualDiffusionPipeline
-from ddit.loading import HUB_FILES, ModelFolderError
-from ddit.testing import build_tiny_pipeline
+from ddit.model_folder import HUB_FILES, ModelFolderError
+from ddit.presets import build_tiny_pipeline
 from train.preview_decoder import PreviewDecoderConfig, train_preview_decoder
 
 RED = (1.0, 0.0, 0.0)
@@ -94,7 +95,8 @@ def test_sd3_latents_with_a_taesd3_like_folder(tmp_path):
 def test_the_app_option_and_the_generate_previews(plain_folder, tmp_path, monkeypatch):
     solid_decoder().save_pretrained(tmp_path / "taesd")
     built = []
-    monkeypatch.setattr(app, "build_demo", built.append)
+    monkeypatch.setattr(app, "build_demo", lambda pipe: built.append(pipe) or SimpleNamespace(
+        block_thread=lambda: None, close=lambda: None))
     monkeypatch.setattr(app, "launch", lambda *args, **kwargs: None)
     app.main(["--model", str(plain_folder), "--device", "cpu", "--preview-decoder", str(tmp_path / "taesd")])
     pipe = built[0]
@@ -117,6 +119,7 @@ def tiny_config(**overrides) -> PreviewDecoderConfig:
     return PreviewDecoderConfig(**{**fields, **overrides})
 
 
+@pytest.mark.slow  # 30 training steps
 def test_training_writes_a_loadable_decoder_and_installs_it(tmp_path):
     folder = tmp_path / "model"
     build_tiny_pipeline().save_pretrained(folder)

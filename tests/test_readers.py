@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ddit.image_inputs import to_rgb
 from train.readers import (
     SHORT_ANSWER_SUFFIX,
     Sample,
@@ -24,7 +25,6 @@ from train.readers import (
     read_llava,
     read_webdataset,
     strip_image_placeholder,
-    to_rgb,
 )
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)

@@ -1,4 +1,4 @@
-"""A tiny random folder in the released D-DiT checkpoints' layout (design.md §2) opens with the authors' set-up.
+"""A tiny random folder in the released D-DiT checkpoints' layout (docs/design.md §3) opens with the authors' set-up.
 
 The folder is built as the released ones are: ``SD3JointModelFlexible`` named in ``model_index.json`` and in
 the transformer's config (``sample_size`` 128, so ``sample_size`` x 8 would be 1024 px), a factor-8 VAE with
@@ -15,14 +15,15 @@ import pytest
 import sentencepiece as spm
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
+from helpers import generator as gen
 from transformers import T5Config, T5EncoderModel, T5TokenizerFast
 
 from ddit import DualDiffusionPipeline
 from ddit.image_inputs import resize_and_center_crop
 from ddit.latents import encode_latents
 from ddit.presets import build_transformer, get_size
-from ddit.task_defaults import RELEASED_TASK_DEFAULTS, SHORT_ANSWER_INSTRUCTION
-from ddit.testing import generator as gen
+from ddit.task_defaults import RELEASED_TASK_DEFAULTS
+from ddit.tasks.answer import SHORT_ANSWER_INSTRUCTION
 
 CORPUS = ("Q: what is the color? A: a red circle. a blue square at the top. how many shapes are there? "
           "Answer the question using a single word or phrase.")
@@ -148,7 +149,7 @@ def test_all_tasks_run_and_save_pretrained_writes_the_defaults(pipe, tmp_path):
     assert caption.token_ids.shape == (1, 256) and (caption.token_ids != pipe.mask_token_id).all()
     pipe.save_pretrained(tmp_path / "saved")
     saved = json.loads((tmp_path / "saved" / "model_index.json").read_text())["task_defaults"]
-    assert saved["resolution"] == 512 and saved["answer_total_length"] == 128
+    assert saved["resolution"] == 512 and saved["answer"]["total_length"] == 128
     again = DualDiffusionPipeline.from_pretrained(tmp_path / "saved", device="cpu")
     assert again.defaults == RELEASED_TASK_DEFAULTS
 

@@ -8,7 +8,7 @@ then give each its own mode back, not the transformer's.
 import pytest
 
 from ddit.task_defaults import TaskDefaults
-from ddit.testing import build_tiny_pipeline
+from ddit.presets import build_tiny_pipeline
 from train import reporting
 from train.loop import _write_samples
 

@@ -136,6 +136,7 @@ def test_ambiguous_questions_are_not_asked():
     assert ("how many red shapes are there?", "two", "color_count") in sw.questions(scene)
 
 
+@pytest.mark.slow  # statistics over thousands of draws
 def test_sample_question_balance():
     rng = np.random.default_rng(6)
     scenes = _scenes(7, 3000)
@@ -148,6 +149,7 @@ def test_sample_question_balance():
         assert (question, answer, qtype) in sw.questions(scene)
 
 
+@pytest.mark.slow  # statistics over thousands of draws
 def test_sample_question_weights_skew_the_types_and_reject_bad_input():
     scenes = _scenes(7, 2000)
     rng = np.random.default_rng(6)
@@ -162,6 +164,7 @@ def test_sample_question_weights_skew_the_types_and_reject_bad_input():
         sw.sample_question(scenes[0], rng, dict.fromkeys(sw.QTYPES, 0))
 
 
+@pytest.mark.slow  # statistics over thousands of draws
 def test_hard_negatives_share_a_colour_or_shape_and_leave_the_default_stream_alone():
     scenes = _scenes(7, 1500)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port
 from PIL import Image
 
 import space
 from ddit import DualDiffusionPipeline
-from ddit.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "assets" / "ddit-shapes"
@@ -104,7 +104,7 @@ def wait_until_served(proc: subprocess.Popen, url: str, log: Path, seconds: floa
 @pytest.mark.slow
 def test_the_folder_serves_the_app_as_a_space_would(folder, tmp_path):
     gradio_client = pytest.importorskip("gradio_client")
-    length = json.loads((MODEL / "model_index.json").read_text())["task_defaults"]["caption_length"]
+    length = json.loads((MODEL / "model_index.json").read_text())["task_defaults"]["caption"]["max_length"]
     port, log = free_port(), tmp_path / "app.log"
     env = clean_env(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
     with open(log, "w") as sink:

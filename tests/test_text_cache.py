@@ -1,10 +1,11 @@
-"""Reuse across text steps (``ddit.text_cache``): a fresh cache computes the full forward, a stale one does not."""
+"""Reuse across text steps (``benchmarks/text_cache_impl.py``, measured and not kept): a fresh cache computes the
+full forward, a stale one does not."""
 
 import pytest
 import torch
+from helpers import generator as gen
 
-from ddit.testing import generator as gen
-from ddit.text_cache import CacheIntervals, EncoderCache, ImageStreamCache, TextStepCache
+from benchmarks.text_cache_impl import CacheIntervals, EncoderCache, ImageStreamCache, TextStepCache
 from ddit.text_layout import layout
 
 

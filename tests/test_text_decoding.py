@@ -13,14 +13,13 @@ import PIL.Image
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+from helpers import generator as gen
 
 from ddit.cli import main as cli_main
 from ddit.losses import text_loss
 from ddit.pipeline import DualDiffusionPipeline
-from ddit.presets import build_text_encoder, get_size
+from ddit.presets import TINY_WORDS, build_text_encoder, get_size, tiny_transformer, tiny_vae
 from ddit.task_defaults import RELEASED_TASK_DEFAULTS, TaskDefaults
-from ddit.testing import TINY_WORDS, build_tiny_pipeline, tiny_transformer, tiny_vae
-from ddit.testing import generator as gen
 from ddit.text_layout import layout, prompt_ids
 from ddit.text_scheduler import MaskedDiffusionScheduler
 from ddit.word_tokenizer import build_word_tokenizer
@@ -156,12 +155,12 @@ def test_task_defaults_carry_the_decoding(caplog):
         old = TaskDefaults.from_dict({"confidence_threshold": 0.8, "caption_sampler": "confidence"})
         assert TaskDefaults.from_dict({"confidence_threshold": None}) == TaskDefaults()
     assert not caplog.records  # an older model folder loads without complaint
-    assert (old.caption_threshold, old.answer_threshold) == (0.8, 0.8)
-    assert old.text_decoding("caption", "confidence")["threshold"] == 0.8
-    assert old.text_decoding("caption", "ancestral")["threshold"] is None  # a default never breaks another sampler
-    released = RELEASED_TASK_DEFAULTS
-    assert released.text_decoding("answer", released.answer_sampler) == {
-        "threshold": None, "block_length": None, "max_new_tokens": None, "eos_early_stop": False}
+    assert (old.caption.threshold, old.answer.threshold) == (0.8, 0.8)
+    assert old.caption.merged(sampler="confidence").threshold == 0.8
+    assert old.caption.merged(sampler="ancestral").threshold is None  # a default never breaks another sampler
+    released = RELEASED_TASK_DEFAULTS.answer.merged()
+    assert (released.threshold, released.block_length, released.max_new_tokens, released.eos_early_stop) == (
+        None, None, None, False)
 
 
 def test_caption_reports_passes_and_the_cli_takes_the_options(pipe, image, tmp_path, capsys):
@@ -222,6 +221,7 @@ def long_answer_pipeline() -> tuple[DualDiffusionPipeline, PIL.Image.Image]:
     return pipe, image
 
 
+@pytest.mark.slow  # trains a tiny model for 300 steps
 def test_a_200_token_answer_from_a_32_token_slot():
     pipe, image = long_answer_pipeline()
     options = dict(max_length=32, sampler="confidence", num_inference_steps=32, threshold=0.9, generator=gen(0))

@@ -1,7 +1,7 @@
 import pytest
 import torch
+from helpers import generator as gen
 
-from ddit.testing import generator as gen
 from ddit.text_scheduler import MaskedDiffusionScheduler
 
 
@@ -25,7 +25,7 @@ def test_prompt_fixed_and_no_mask_left(pipe, image, sampler):
 
 
 def test_ancestral_cache_equals_no_cache(pipe, image, monkeypatch):
-    prompt = pipe.defaults.caption_prompt
+    prompt = pipe.defaults.caption.prompt
     run = lambda reuse: list(pipe.iter_text(image, prompt, num_inference_steps=40, max_length=6, sampler="ancestral",
                                             generator=gen(7), reuse_predictions=reuse))
     cached = run(True)

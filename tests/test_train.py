@@ -70,7 +70,7 @@ def test_file_source_reads_real_formats(tmp_path):
 
 
 def test_mask_embedding_policy_trains_only_the_mask_row():
-    from ddit.testing import build_tiny_pipeline
+    from ddit.presets import build_tiny_pipeline
     pipe = build_tiny_pipeline()
     params = text_encoder_params(pipe.text_encoder, pipe.tokenizer, "mask_embedding")
     table = pipe.text_encoder.get_input_embeddings().weight
@@ -201,7 +201,7 @@ def test_text_longer_than_the_presets_position_table_trains(tmp_path):
     folder = train(cfg)
     pipe = DualDiffusionPipeline.from_pretrained(folder, device="cpu")
     assert pipe.text_encoder.config.max_position_embeddings == 80
-    assert pipe.defaults.max_sequence_length == 80 and pipe.defaults.max_prompt_length == 79
+    assert pipe.defaults.generate.max_sequence_length == 80 and pipe.defaults.caption.max_prompt_length == 79
 
 
 def test_sample_grid_prompts_come_from_the_config_or_the_data(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from diffusers import SD3Transformer2DModel
 
-from ddit.testing import tiny_transformer
+from ddit.presets import tiny_transformer
 from ddit.transformer import DualDiffusionTransformer
 
 VOCAB, MASK = 40, 3

@@ -20,6 +20,7 @@ def tiny_config(**overrides) -> VAEConfig:
     return VAEConfig(**{**fields, **overrides})
 
 
+@pytest.mark.slow  # 24 training steps, latent statistics and a judged evaluation
 def test_training_lowers_loss_and_saves_a_loadable_vae(tmp_path):
     torch.manual_seed(0)
     config = tiny_config()

@@ -16,8 +16,7 @@ from ddit.latents import vae_scale_factor
 from ddit.loading import load_sd3_components
 from ddit.lora import add_adapter, lora_config
 from ddit.pipeline import DualDiffusionPipeline
-from ddit.presets import build_text_encoder, build_transformer, get_size
-from ddit.testing import tiny_vae
+from ddit.presets import build_text_encoder, build_transformer, get_size, tiny_vae
 from ddit.text_layout import mask_token_id
 from ddit.word_tokenizer import build_word_tokenizer
 from shapes_world.vocabulary import vocabulary

@@ -87,9 +87,9 @@ class ShapesWorldSource:
         if rng.random() < cfg.caption_dropout:
             t2i = ""
         if rng.random() < cfg.caption_fraction:
-            return Example(image, t2i, self.defaults.caption_prompt, sw.caption(scene), latents)
+            return Example(image, t2i, self.defaults.caption.prompt, sw.caption(scene), latents)
         question, answer, _ = sw.sample_question(scene, rng, cfg.question_weights, cfg.hard_negatives)
-        return Example(image, t2i, self.defaults.question_template.format(question=question), answer, latents)
+        return Example(image, t2i, self.defaults.answer.question_template.format(question=question), answer, latents)
 
     def state(self) -> dict:
         return {}  # stateless: a function of the index
@@ -119,7 +119,7 @@ class FileSource:
         t2i = sample.response if self.cfg.t2i_from_response else ""
         # the prompt formats are the model's own, the same the pipeline samples with
         d = self.defaults
-        text_prompt = d.question_template.format(question=sample.prompt) if sample.prompt else d.caption_prompt
+        text_prompt = d.answer.question_template.format(question=sample.prompt) if sample.prompt else d.caption.prompt
         return Example(sample.image, t2i, text_prompt, sample.response)
 
     def examples(self, index: int, n: int, image_rows: int = 0) -> list[Example]:

@@ -40,8 +40,8 @@ from ddit.text_layout import mask_token_id
 from ddit.text_scheduler import MaskedDiffusionScheduler
 
 from . import reporting
-from .checkpoints import checkpoints, latest_checkpoint  # noqa: F401  (importable from here, as before)
-from .checkpoints import check_free_space, check_output_dir, checkpoint_bytes, remove_partial, save_checkpoint
+from .checkpoints import (check_free_space, check_output_dir, checkpoint_bytes, latest_checkpoint, remove_partial,
+                          save_checkpoint)
 from .components import add_lora, build_components, text_encoder_params
 from .config import TrainConfig
 from .data import collate, latent_pool, latent_pool_scenes, make_source, sample_prompts

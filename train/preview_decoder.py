@@ -1,6 +1,6 @@
 """Train a tiny latent -> RGB preview decoder (a diffusers ``AutoencoderTiny``) for a pipeline's VAE.
 
-The app shows the predicted clean image after every Euler step. Decoding it with the full VAE costs more
+The app shows the predicted clean image after every solver step. Decoding it with the full VAE costs more
 than the step itself; a TAESD-style decoder costs a small fraction. It learns from a pool of Shapes-World
 scenes encoded once by the pipeline's VAE (the mode, as ``encode_image`` does), with the rendered image as
 the target. Early in sampling the predicted clean latents are close to a posterior mean, a blend of many
@@ -36,7 +36,7 @@ from diffusers import AutoencoderKL, AutoencoderTiny
 from ddit import DualDiffusionPipeline
 from ddit.flow_matching import classifier_free_guidance, predicted_clean
 from ddit.latents import decode_latents, decoder_scale_factor, encode_latents, vae_scale_factor
-from ddit.loading import read_index, resolve_folder
+from ddit.model_folder import read_index, resolve_folder
 from shapes_world import BENCHMARK_SEED, TRAIN_SEED, iter_scenes, prompt, read_scene, render
 
 from .config import load_yaml
@@ -146,8 +146,8 @@ def model_predictions(pipe: DualDiffusionPipeline, latents: torch.Tensor, prompt
                       config: PreviewDecoderConfig) -> torch.Tensor:
     """``pred_clean`` (n, c, h, w) as the app's previews see it: each latent noised to the sigma of a random step
     of the model's default schedule, then one guided step of its transformer with its prompt."""
-    d, gen = pipe.defaults, torch.Generator().manual_seed(config.seed)
-    pipe.scheduler.set_timesteps(d.image_steps)
+    d, gen = pipe.defaults.generate, torch.Generator().manual_seed(config.seed)
+    pipe.scheduler.set_timesteps(d.num_inference_steps)
     sigmas, timesteps = pipe.scheduler.sigmas[:-1], pipe.scheduler.timesteps  # (steps,): sigma 0 ends the list
     out = []
     for i in range(0, len(latents), config.encode_batch_size):

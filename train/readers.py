@@ -1,4 +1,4 @@
-"""Readers for real image–text training data (design §3.4), all yielding one `Sample` type.
+"""Readers for real image–text training data (docs/design.md §5.2), all yielding one `Sample` type.
 
 Formats: the released D-DiT caption JSON, JSON lines, webdataset tar shards and LLaVA
 conversation JSON; `open_dataset` picks the reader from the path. A reader is re-iterable and
@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from PIL import Image, ImageOps
 
-from ddit.image_inputs import WHITE, to_rgb  # noqa: F401  (re-exported: readers hand out RGB images)
-from ddit.task_defaults import SHORT_ANSWER_INSTRUCTION, append_instruction
+from ddit.image_inputs import to_rgb
+from ddit.tasks.answer import SHORT_ANSWER_INSTRUCTION, append_instruction
 
 logger = logging.getLogger(__name__)
 

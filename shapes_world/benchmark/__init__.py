@@ -1,4 +1,4 @@
-"""The Shapes-World benchmark, shaped like the paper's tables (design.md section 4):
+"""The Shapes-World benchmark, shaped like the paper's tables (docs/design.md §4.6):
 ``python -m shapes_world.benchmark --model PATH`` (``--help`` for the options).
 
 - T2I prompt following in GenEval's categories, judged by ``shapes_world.judge.read_scene``;

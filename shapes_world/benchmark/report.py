@@ -101,8 +101,8 @@ def settings_line(pipe, args: argparse.Namespace) -> str:
     answer_steps, answer_sampler = text_settings(pipe, "answer", args.answer_steps, args.answer_sampler)
     return (f"model {args.model} | device {pipe.device} | n {args.n} | batch {args.batch} | "
             f"perturb {args.perturb} | seed {args.seed}\n"
-            f"t2i: {solver_name(pipe.scheduler) or type(pipe.scheduler).__name__}, steps {d.image_steps}, "
-            f"guidance {d.guidance_scale}, guided sigmas {d.guidance_interval or 'all'} | "
+            f"t2i: {solver_name(pipe.scheduler) or type(pipe.scheduler).__name__}, steps {d.generate.num_inference_steps}, "
+            f"guidance {d.generate.guidance_scale}, guided sigmas {d.generate.guidance_interval or 'all'} | "
             f"caption: sampler {caption_sampler}, steps {caption_steps} | "
             f"vqa: sampler {answer_sampler}, steps {answer_steps}")
 

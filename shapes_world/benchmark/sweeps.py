@@ -35,8 +35,8 @@ def sweep_text_steps(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_
     ``fewest_steps[task][sampler]`` is the fewest steps that lose less than SWEEP_TOLERANCE against that
     sampler's best.
     """
-    plan = {"caption": (evaluate_caption, "exact", pipe.defaults.caption_length),
-            "vqa": (evaluate_vqa, "overall", pipe.defaults.answer_length)}
+    plan = {"caption": (evaluate_caption, "exact", pipe.defaults.caption.max_length),
+            "vqa": (evaluate_vqa, "overall", pipe.defaults.answer.max_length)}
     rows, fewest = [], {}
     for task in tasks:
         evaluate, key, slot = plan[task]
@@ -64,8 +64,8 @@ def sweep_text_thresholds(pipe, n: int = 200, batch: int = 32, seed: int = BENCH
             for early in (False, True):
                 r = evaluate(pipe, n, batch, seed, perturb, steps=steps, sampler="confidence",
                              decoding={"threshold": threshold, "eos_early_stop": early})
-                used = pipe.defaults.text_decoding("caption" if task == "caption" else "answer", "confidence",
-                                                   threshold)["threshold"]
+                defaults = pipe.defaults.caption if task == "caption" else pipe.defaults.answer
+                used = defaults.merged(sampler="confidence", threshold=threshold).threshold
                 rows.append({"task": task, "threshold": used, "eos_early_stop": early, "steps": r["settings"]["steps"],
                              "accuracy": r[key], "forward_passes": r["forward_passes"]})
     return {"rows": rows}
@@ -78,8 +78,8 @@ def sweep_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED,
 
     ``fewest_passes`` is the fewest passes whose overall loses less than SWEEP_TOLERANCE against the reference.
     """
-    d, saved = pipe.defaults, pipe.scheduler
-    own = (solver_name(saved) or type(saved).__name__, d.image_steps,
+    d, saved = pipe.defaults.generate, pipe.scheduler
+    own = (solver_name(saved) or type(saved).__name__, d.num_inference_steps,
            saved.config.get("shift", saved.config.get("flow_shift")), d.guidance_scale,
            None if d.guidance_interval is None else tuple(d.guidance_interval))
     rows = []

@@ -32,8 +32,8 @@ def _run_batches(fn: Callable, columns: tuple[list, ...], batch: int, seed: int,
 def text_settings(pipe, task: str, steps: int | None, sampler: str | None) -> tuple[int, str]:
     """Steps and sampler of ``task`` ("caption" or "answer"): the given ones, else the model's defaults."""
     d = pipe.defaults
-    default_steps, default_sampler = {"caption": (d.caption_steps, d.caption_sampler),
-                                      "answer": (d.answer_steps, d.answer_sampler)}[task]
+    default_steps, default_sampler = {"caption": (d.caption.num_inference_steps, d.caption.sampler),
+                                      "answer": (d.answer.num_inference_steps, d.answer.sampler)}[task]
     return (default_steps if steps is None else steps), (sampler or default_sampler)
 
 
@@ -62,8 +62,8 @@ def evaluate_t2i(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED
                  guidance_scale: float | None = None, guidance_interval: tuple[float, float] | None = None) -> dict:
     """Generate one image per benchmark prompt and score it per GenEval category and overall; ``passes`` is
     transformer passes per image (with ``pipe.scheduler``, the guidance scale and interval)."""
-    d = pipe.defaults
-    steps = d.image_steps if steps is None else steps
+    d = pipe.defaults.generate
+    steps = d.num_inference_steps if steps is None else steps
     guidance_scale = d.guidance_scale if guidance_scale is None else guidance_scale
     interval = d.guidance_interval if guidance_interval is None else guidance_interval
     interval = None if interval is None else tuple(interval)

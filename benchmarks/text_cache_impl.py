@@ -19,7 +19,8 @@ revealed change. Two caches approximate a step from earlier ones; each refreshes
 :class:`TextStepCache` puts both behind one call for the text loop, ``logits(x)``; intervals of 1 run exactly
 the pipeline's forward (no hooks). ``benchmarks/text_cache.py`` measures speed and accuracy. On the bundled
 model no setting met the bar of >= 1.5x faster at <= 1 point lost (captions, 8 and 16 steps, batch 1 and 32):
-the pipeline does not use these caches; the module stays as the measured, tested record.
+the pipeline does not use these caches, so this module lives beside its benchmark, out of the ``ddit`` package,
+as the measured, tested record (``tests/test_text_cache.py``).
 
 Glossary: b - batch, n - image tokens, l - text tokens, k - changed tokens per row (padded to the most in a
 row), h - heads, e - head dim, d - width, v - vocabulary.
@@ -34,6 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from diffusers.models.attention_processor import JointAttnProcessor2_0
+
+from ddit.masked_diffusion import never_the_mask
 
 
 @contextmanager
@@ -77,7 +80,7 @@ def text_head(transformer: nn.Module, context: torch.Tensor, mask_token_id: int 
     logits = transformer.text_proj_out(transformer.text_norm_out(context))
     mask_token_id = transformer.config.mask_token_id if mask_token_id is None else mask_token_id
     if mask_token_id is not None:
-        logits = logits.index_fill(-1, torch.tensor([mask_token_id], device=logits.device), float("-inf"))
+        logits = never_the_mask(logits, mask_token_id)
     return logits
 
 
