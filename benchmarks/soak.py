@@ -108,7 +108,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(120):
             try:
-                client = Client(url, verbose=False)
+                Client(url, verbose=False)
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(1)
