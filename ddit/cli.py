@@ -1,4 +1,4 @@
-"""Command line: ``python -m ddit generate|caption|ask|save-tiny ...`` (see ``--help``)."""
+"""Command line: ``python -m ddit generate|caption|ask|infill|score|save-tiny ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -62,10 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
                      help='append "Answer the question using a single word or phrase." (the released checkpoints\' '
                           "short-answer prompt)")
 
+    _add_infill_and_score(sub, common, text)
     tiny = sub.add_parser("save-tiny", help="save a tiny random pipeline (for trying the commands)",
                           description="Save a tiny pipeline with random weights; its outputs are noise.")
     tiny.add_argument("folder", help="where to save it")
     return parser
+
+
+def _add_infill_and_score(sub, common: argparse.ArgumentParser, text: argparse.ArgumentParser) -> None:
+    """The ``infill`` and ``score`` commands: what only a dual diffusion model can do."""
+    fill = sub.add_parser("infill", parents=[common, text], help="image + template -> text, the given words kept",
+                          description="Fill the blanks of a template: each _ is one word the model fills, every "
+                                      "other word is kept.")
+    fill.add_argument("image", help="path of the image")
+    fill.add_argument("template", help='e.g. "a _ red _ at the top left"')
+
+    score = sub.add_parser("score", parents=[common], help="rank texts for an image, or images for a prompt",
+                           description="Score candidates with the model's own likelihoods: texts for one image "
+                                       "(IMAGE --texts T1 T2 ...) or images for one prompt (IMG1 IMG2 ... --prompt "
+                                       "P). Prints them best first; higher fits better.")
+    score.add_argument("images", nargs="+", help="one image (with --texts) or the candidate images (with --prompt)")
+    what = score.add_mutually_exclusive_group(required=True)
+    what.add_argument("--texts", nargs="+", help="candidate texts for the one image")
+    what.add_argument("--prompt", help="the prompt the candidate images are scored against")
+    score.add_argument("--samples", type=int, default=None, help="timesteps per candidate (default: the model's)")
 
 
 def check_output_path(path: str) -> None:
@@ -108,6 +128,8 @@ def _run(args: argparse.Namespace) -> int:
     generator = seeded_generator(args.seed)  # a bad seed, output path or image fails before the model loads
     if args.command == "generate":
         check_output_path(args.output)
+    elif args.command == "score":
+        return _score(args, [load_image(path) for path in args.images], generator)
     else:
         image = load_image(args.image)
     pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
@@ -127,7 +149,28 @@ def _run(args: argparse.Namespace) -> int:
                         max_new_tokens=args.max_new_tokens, eos_early_stop=args.eos_early_stop)
         if args.command == "caption":
             out = pipe.caption(image, prompt=args.prompt, **decoding)
+        elif args.command == "infill":
+            out = pipe.infill(image, args.template, **{k: v for k, v in decoding.items() if k != "max_length"})
         else:
             out = pipe.answer(image, args.question, short_answer=args.short_answer, **decoding)
         print(out.text[0])
     return 0
+
+
+def _score(args: argparse.Namespace, images: list, generator) -> int:
+    """``ddit score``: the candidates with their scores, best first."""
+    from .pipeline import DualDiffusionPipeline
+
+    if args.texts and len(images) != 1:
+        raise ValueError(f"--texts scores texts against one image; got {len(images)} images")
+    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    if args.lora:
+        pipe.load_lora_weights(args.lora)
+    if args.texts:
+        out, names = pipe.score_texts(images[0], args.texts, num_samples=args.samples, generator=generator), args.texts
+    else:
+        out, names = pipe.score_images(args.prompt, images, num_samples=args.samples, generator=generator), args.images
+    for value, name in sorted(zip(out.scores, names), key=lambda pair: -pair[0]):
+        print(f"{value:12.3f}  {name}")
+    return 0
+

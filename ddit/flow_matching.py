@@ -37,6 +37,12 @@ def flow_matching_loss(v_pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tens
     return torch.mean((v_pred.float() - velocity_target(x0, noise).float()) ** 2)
 
 
+def flow_matching_errors(v_pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Eq. 3 per sample (b,): the mean squared velocity error of each, in fp32 (lower: the sample fits its
+    condition better; compared across samples with the same t and eps, it ranks them)."""
+    return ((v_pred.float() - velocity_target(x0, noise).float()) ** 2).flatten(1).mean(1)
+
+
 def classifier_free_guidance(v_uncond: torch.Tensor, v_cond: torch.Tensor, scale: float) -> torch.Tensor:
     """v = v_uncond + w (v_cond - v_uncond); w = 1 is the plain conditional model."""
     return v_uncond + scale * (v_cond - v_uncond)

@@ -87,10 +87,19 @@ def nelbo_loss(
 
     L = E_t [ sigma'(t) / (exp sigma(t) - 1) * sum_{masked l} -log p(x0^l | x_t) ] / #response tokens.
     """
+    per_token = weighted_nll(log_probs, x0, x_t, t, response_mask, mask_token_id, noise)
+    return per_token.sum() / response_mask.sum().clamp(min=1)
+
+
+def weighted_nll(
+    log_probs: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, response_mask: torch.Tensor,
+    mask_token_id: int, noise: LogLinearNoise,
+) -> torch.Tensor:
+    """The NELBO's terms (b, l): sigma'(t) / (exp sigma(t) - 1) * -log p(x0^l | x_t) at the masked response
+    positions, 0 elsewhere. Summed over a row they bound -log p(row's response | its condition) (one t)."""
     nll = -torch.gather(log_probs, -1, x0.unsqueeze(-1)).squeeze(-1)  # (b, l)
     masked = (x_t == mask_token_id) & response_mask
-    per_token = torch.where(masked, nll * noise.loss_weight(t).reshape(-1, 1), torch.zeros_like(nll))
-    return per_token.sum() / response_mask.sum().clamp(min=1)
+    return torch.where(masked, nll * noise.loss_weight(t).reshape(-1, 1), torch.zeros_like(nll))
 
 
 def gumbel_argmax(log_probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

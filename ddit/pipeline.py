@@ -29,6 +29,8 @@ from .tasks.answer import answer_steps
 from .tasks.base import Model
 from .tasks.caption import caption_steps
 from .tasks.generate import generate_steps
+from .tasks.infill import infill_steps
+from .tasks.score import score_images, score_texts
 from .tasks.text import text_task_steps
 from .text_layout import decode_responses, end_token_id, mask_token_id
 from .text_sampling import TextStep
@@ -37,6 +39,12 @@ from .text_sampling import TextStep
 @dataclass
 class DualDiffusionImageOutput(BaseOutput):
     images: list[PIL.Image.Image] | torch.Tensor
+
+
+@dataclass
+class DualDiffusionScoreOutput(BaseOutput):
+    scores: list[float]  # one per candidate, higher = fits better; compare candidates scored in one call
+    forward_passes: int | None = None  # transformer passes per candidate
 
 
 @dataclass
@@ -204,6 +212,39 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         released checkpoints' short-answer instruction)."""
         chosen = self.defaults.answer.merged(**options)
         return answer_steps(self._model(), image, question, chosen, generator, reveal_per_step)
+
+    def iter_infill(self, image, template: str | list[str], *, generator: torch.Generator | None = None,
+                    reveal_per_step: int | None = None, **options) -> Iterator[TextStep]:
+        """Step iterator for in-filling: in ``template`` each ``_`` is one token the model fills, every other word
+        is kept at its place, and the text ends where the template ends. ``options``: the caption's
+        (:class:`ddit.tasks.caption.CaptionOptions`; ``max_length`` and ``max_new_tokens`` do not apply)."""
+        chosen = self.defaults.caption.merged(**options)
+        return infill_steps(self._model(), image, template, chosen, generator, reveal_per_step)
+
+    def infill(self, image, template: str | list[str], *, generator: torch.Generator | None = None,
+               **options) -> DualDiffusionTextOutput:
+        """Fill the blanks (``_``) of one template or a list of them (one per image, or one for all images);
+        ``options`` as ``iter_infill``'s."""
+        return self._run_text(self.iter_infill(image, template, generator=generator, **options))
+
+    # ---------------------------------------------------------------- scoring
+    def score_texts(self, image, texts: list[str], *, generator: torch.Generator | None = None,
+                    **options) -> DualDiffusionScoreOutput:
+        """How well each text fits one image: a lower bound of log p(text | image), summed over its tokens, from
+        ``num_samples`` timesteps shared by every candidate (``ddit.tasks.score``). ``options``: any field of
+        :class:`ddit.tasks.score.ScoreOptions`."""
+        chosen = self.defaults.score.merged(**options)
+        scores, passes = score_texts(self._model(), image, texts, chosen, generator)
+        return DualDiffusionScoreOutput(scores=scores, forward_passes=passes)
+
+    def score_images(self, prompt: str, images: list, *, generator: torch.Generator | None = None,
+                     **options) -> DualDiffusionScoreOutput:
+        """How well each image fits one prompt: minus its flow-matching loss given the prompt, with the same
+        timesteps and noise for every candidate (``ddit.tasks.score``); ``options`` as ``score_texts``'."""
+        chosen = self.defaults.score.merged(**options)
+        scores, passes = score_images(self._model(), prompt, images, chosen, generator,
+                                      self.defaults.generate.max_sequence_length)
+        return DualDiffusionScoreOutput(scores=scores, forward_passes=passes)
 
     def decode_text(self, state: TextStep) -> list[str]:
         """Response text of each row of a text state, cut at the first EOS/PAD."""

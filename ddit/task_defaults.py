@@ -16,12 +16,13 @@ from .tasks.answer import AnswerOptions
 from .tasks.base import SAMPLERS
 from .tasks.caption import CaptionOptions
 from .tasks.generate import GenerateOptions
+from .tasks.score import ScoreOptions
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["FLAT_KEYS", "RELEASED_TASK_DEFAULTS", "SAMPLERS", "TaskDefaults"]  # SAMPLERS: for the CLI's choices
 
-TASKS = {"generate": GenerateOptions, "caption": CaptionOptions, "answer": AnswerOptions}
+TASKS = {"generate": GenerateOptions, "caption": CaptionOptions, "answer": AnswerOptions, "score": ScoreOptions}
 # the keys of the flat format (before per-task options) -> (task, option) or, for the shared ones, several
 FLAT_KEYS = {
     "image_steps": [("generate", "num_inference_steps")], "guidance_scale": [("generate", "guidance_scale")],
@@ -48,6 +49,7 @@ class TaskDefaults:
     generate: GenerateOptions = field(default_factory=GenerateOptions)
     caption: CaptionOptions = field(default_factory=CaptionOptions)
     answer: AnswerOptions = field(default_factory=AnswerOptions)
+    score: ScoreOptions = field(default_factory=ScoreOptions)
     resolution: int | None = None  # None: transformer sample_size * VAE factor
 
     @classmethod

@@ -111,8 +111,9 @@ class _Decoder:
     """The state of one text run: the tokens, the slot, the last prediction and the passes so far."""
 
     def __init__(self, model, batch: TextBatch, latents, options, generator, reuse_predictions: bool,
-                 reveal_per_step: int | None):
+                 reveal_per_step: int | None, never: tuple[int, ...] = ()):
         self.model, self.latents, self.options, self.generator = model, latents, options, generator
+        self.never = never
         self.reuse, self.reveal_per_step = reuse_predictions, reveal_per_step
         self.x, self.response = batch.input_ids.to(model.device), batch.response_mask.to(model.device)
         self.scheduler = MaskedDiffusionScheduler(sampler=options.sampler, confidence_threshold=options.threshold)
@@ -135,6 +136,11 @@ class _Decoder:
         logits = self.model.transformer(self.latents, self.model.encode_tokens(self.x), zero,
                                         mask_token_id=mask_id).logits
         self.log_probs, self.passes = subs_log_probs(logits, self.x, mask_id), self.passes + 1
+        if self.never:  # tokens no masked position may become (their probability moves to the others)
+            banned = torch.zeros(self.log_probs.shape[-1], dtype=torch.bool, device=self.x.device)
+            banned[list(self.never)] = True
+            masked = (self.x == mask_id).unsqueeze(-1)
+            self.log_probs = torch.log_softmax(self.log_probs.masked_fill(masked & banned, -float("inf")), -1)
         return True
 
     def step(self, i: int, active: torch.Tensor, most: int) -> Iterator[TextStep]:
@@ -161,14 +167,15 @@ class _Decoder:
 
 @torch.no_grad()
 def text_steps(model, batch: TextBatch, images, options, generator=None, reuse_predictions: bool = True,
-               reveal_per_step: int | None = None) -> Iterator[TextStep]:
+               reveal_per_step: int | None = None, never: tuple[int, ...] = ()) -> Iterator[TextStep]:
     """In-fill the response slots of ``batch`` step by step, conditioned on ``images`` (None: the null image).
 
-    ``model`` is a :class:`ddit.tasks.base.Model`; ``options`` a checked :class:`ddit.tasks.base.TextOptions`.
+    ``model`` is a :class:`ddit.tasks.base.Model`; ``options`` a checked :class:`ddit.tasks.base.TextOptions`;
+    ``never``: token ids no masked position may take (in-filling: the end token, so a blank is never left empty).
     """
     rows = batch.input_ids.shape[0]
     latents = None if images is None else model.encode_image(images).expand(rows, -1, -1, -1)
-    run = _Decoder(model, batch, latents, options, generator, reuse_predictions, reveal_per_step)
+    run = _Decoder(model, batch, latents, options, generator, reuse_predictions, reveal_per_step, never)
     steps, mask_id = options.num_inference_steps, model.mask_token_id
     while True:
         active = _active(run.response, run.block, options.block_length)

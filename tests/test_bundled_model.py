@@ -15,7 +15,8 @@ from shapes_world import BENCHMARK_SEED
 from shapes_world import benchmark as bench
 from shapes_world.benchmark.report import markdown
 
-MODEL = Path(__file__).resolve().parent.parent / "assets" / "ddit-shapes"
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "assets" / "ddit-shapes"
 VQA_FLOOR, CAPTION_FLOOR, YES_NO_FLOOR, T2I_FLOOR = 0.92, 0.95, 0.92, 0.80
 MAX_IMAGE_PASSES = 12  # the few-step default: at most 12 transformer passes per image
 pytestmark = pytest.mark.slow  # the real model on a few dozen items
@@ -75,3 +76,18 @@ def test_card_tables_are_the_measured_ones_at_the_shipped_defaults():
     tables = markdown(painted).split("\n\n")
     assert len(tables) == 3 and all(table in card for table in tables)  # captions, VQA, yes/no
     assert "bash train/bundled_model.sh" in card and (MODEL.parent.parent / "train" / "bundled_model.sh").is_file()
+
+
+def test_the_readmes_python_snippet_runs():
+    """The README's Python example, run as a newcomer pastes it (the bundled model, from the repository root)."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.search(r"## Python\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    out = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("a ") and "red" in lines[1] and lines[2].startswith("a ") and "_" not in lines[2]
+    assert lines[3].startswith("[") and lines[4].startswith("[") and len(lines) >= 6

@@ -221,7 +221,7 @@ def test_flat_task_defaults_of_older_folders_load_per_task(caplog):
     assert (d.answer.num_inference_steps, d.answer.max_length, d.answer.question_template) == (1, 20, "{question}")
     assert d.caption.max_prompt_length == d.answer.max_prompt_length == 27 and d.resolution == 64
     assert TaskDefaults.from_dict(d.to_dict()) == d  # the per-task format round-trips
-    assert set(d.to_dict()) == {"generate", "caption", "answer", "resolution"}
+    assert set(d.to_dict()) == {"generate", "caption", "answer", "score", "resolution"}
 
 
 def test_unknown_options_are_refused_naming_what_the_task_takes(pipe, image):
