@@ -16,6 +16,7 @@ from PIL import Image
 
 import shapes_world as sw
 from ddit.image_inputs import input_notes, load_image
+from ddit.tasks.text import unknown_words as words_unknown_to
 from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
 
 if TYPE_CHECKING:
@@ -161,10 +162,7 @@ def stopped(status: str) -> str:
 
 def unknown_words(pipe: DualDiffusionPipeline, text: str) -> list[str]:
     """The words of ``text`` the model's vocabulary does not have (a word-level tokenizer reads them as unknown)."""
-    unk = pipe.tokenizer.unk_token_id
-    if unk is None:
-        return []
-    return [w for w in text.split() if unk in pipe.tokenizer(w, add_special_tokens=False)["input_ids"]]
+    return words_unknown_to(pipe.tokenizer, text)
 
 
 def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:

@@ -7,6 +7,8 @@ time steady on a busy machine. The settings are the tests' only: production code
 """
 
 import os
+import re
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported, and for every child process
 
@@ -18,6 +20,18 @@ import torch  # noqa: E402
 from ddit.presets import build_tiny_pipeline  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+# a module whose every test is slow says so at its top (``pytestmark = pytest.mark.slow`` or a list holding it)
+ALL_SLOW = re.compile(r"^pytestmark = (pytest\.mark\.slow\b|\[\s*pytest\.mark\.slow\b)", re.M)
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    """The fast tier (``-m "not slow"``) does not import a module whose every test is slow: importing the app's
+    tests alone costs gradio's import, seconds the fast tier would spend for nothing."""
+    if config.getoption("markexpr") == "not slow" and collection_path.suffix == ".py" and \
+            collection_path.name.startswith("test_") and ALL_SLOW.search(collection_path.read_text()):
+        return True
+    return None
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import app
 import app_inputs
 from ddit.presets import build_tiny_pipeline
 
+pytestmark = pytest.mark.slow  # the app's own components: importing gradio takes seconds
+
 
 @pytest.fixture(scope="module")
 def config():

@@ -8,6 +8,7 @@ from evaluation_data import (script_answers, ten, tiny_model, vqav2_args, write_
                              write_vqav2)
 
 from evaluation import gqa, okvqa, vizwiz, vqav2
+from evaluation.harness import predictors
 
 ROWS = [  # question_id, image_id, question, human answers, answer type
     (101, 1, "how many dogs are there?", ten(("2", 2), ("3", 8)), "number"),
@@ -19,6 +20,7 @@ SAID = {"how many dogs are there?": "Two.", "what animal is this?": "a dog", "is
 
 def test_vqav2_scores_with_the_official_accuracy(tmp_path, tiny_model, monkeypatch):
     calls = script_answers(monkeypatch, SAID)
+    monkeypatch.setattr(predictors, "unknown_words", lambda tokenizer, text: [])  # a model that reads the instruction
     paths = write_vqav2(tmp_path, ROWS)
     results = vqav2.main(vqav2_args(paths, tiny_model, tmp_path / "out", "--batch", "2"))
     m = results["metrics"]
@@ -33,7 +35,7 @@ def test_vqav2_scores_with_the_official_accuracy(tmp_path, tiny_model, monkeypat
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["complete"] and saved["metrics"] == results["metrics"] and not saved["subset"]
     settings = json.loads((tmp_path / "out" / "settings.json").read_text())
-    assert settings["options"]["short_answer"] is True and settings["model_defaults"]["answer"]["num_inference_steps"] == 3
+    assert settings["options"]["short_answer"] == "auto" and settings["model_defaults"]["answer"]["num_inference_steps"] == 3
     assert settings["data"]["questions"] == str(paths["questions"].resolve())
 
 
@@ -44,6 +46,23 @@ def test_short_answer_can_be_turned_off_and_limit_takes_a_prefix(tmp_path, tiny_
     assert calls[0]["short_answer"] is False and calls[0]["questions"] == [r[2] for r in ROWS[:2]]
     assert results["subset"] and results["items"] == 2 and results["metrics"]["overall"] == pytest.approx(80.0)
     assert "subset: the first 2 of 3 items" in capsys.readouterr().out
+
+
+def test_an_instruction_the_model_cannot_read_is_never_a_silent_zero(tmp_path, tiny_model, monkeypatch, capsys):
+    """The tiny model's vocabulary lacks the instruction's words (as the bundled model's does): by default it answers
+    without it, saying so; asked for explicitly, the run is refused naming the words, before any answer."""
+    calls = script_answers(monkeypatch, SAID)
+    paths = write_vqav2(tmp_path, ROWS)
+    vqav2.main(vqav2_args(paths, tiny_model, tmp_path / "auto"))
+    assert calls and all(c["short_answer"] is False for c in calls)
+    err = capsys.readouterr().err
+    assert "warning: this model cannot read the short-answer instruction (not in its vocabulary: Answer," in err
+    assert "answering without it" in err
+    calls.clear()
+    with pytest.raises(SystemExit, match=r"^error: --short-answer: this model cannot read the short-answer "
+                                         r"instruction \(not in its vocabulary: .*Run with --no-short-answer\.$"):
+        vqav2.main(vqav2_args(paths, tiny_model, tmp_path / "forced", "--short-answer"))
+    assert not calls
 
 
 def test_test_dev_without_annotations_writes_predictions_only(tmp_path, tiny_model, monkeypatch):

@@ -10,7 +10,6 @@ import pytest
 import torch
 from diffusers import AutoencoderTiny
 
-import app
 from ddit import DualDiffusionPipeline
 from ddit.model_folder import HUB_FILES, ModelFolderError
 from ddit.presets import build_tiny_pipeline
@@ -92,7 +91,10 @@ def test_sd3_latents_with_a_taesd3_like_folder(tmp_path):
     assert preview.shape == (1, 64, 64, 3) and np.allclose(preview, RED)
 
 
+@pytest.mark.slow  # the app: importing gradio takes seconds
 def test_the_app_option_and_the_generate_previews(plain_folder, tmp_path, monkeypatch):
+    import app
+
     solid_decoder().save_pretrained(tmp_path / "taesd")
     built = []
     monkeypatch.setattr(app, "build_demo", lambda pipe: built.append(pipe) or SimpleNamespace(

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from .base import Model
 from .caption import CaptionOptions
-from .text import as_list, load_images
+from .text import as_list, load_images, unknown_words
 
 BLANK = "_"
 
@@ -23,17 +23,13 @@ def template_ids(model: Model, template: str) -> list[int]:
     """A template's slot: the mask token for each ``_``, the tokens of every other word, then the end token."""
     if not isinstance(template, str) or BLANK not in template.split():
         raise ValueError(f"A template needs at least one `{BLANK}` (a word to fill), got {template!r}.")
-    tokenizer, ids, unknown = model.tokenizer, [], []
-    for word in template.split():
-        if word == BLANK:
-            ids.append(model.mask_token_id)
-            continue
-        word_ids = tokenizer(word, add_special_tokens=False)["input_ids"]
-        if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in word_ids:
-            unknown.append(word)
-        ids.extend(word_ids)
+    unknown = unknown_words(model.tokenizer, " ".join(w for w in template.split() if w != BLANK))
     if unknown:
         raise ValueError(f"Not in the model's vocabulary: {', '.join(unknown)} (in the template {template!r}).")
+    ids = []
+    for word in template.split():
+        ids.extend([model.mask_token_id] if word == BLANK else
+                   model.tokenizer(word, add_special_tokens=False)["input_ids"])
     return ids + [model.end_token_id]
 
 

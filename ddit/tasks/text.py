@@ -18,6 +18,15 @@ def as_list(value, name: str) -> list:
     return items
 
 
+def unknown_words(tokenizer, text: str) -> list[str]:
+    """The words of ``text`` the tokenizer reads as unknown (a closed word-level vocabulary's missing words; a
+    sentencepiece tokenizer such as T5's reads every word)."""
+    unk = tokenizer.unk_token_id
+    if unk is None:
+        return []
+    return [w for w in text.split() if unk in tokenizer(w, add_special_tokens=False)["input_ids"]]
+
+
 def load_images(image) -> list:
     """One image or a list of them, each read once (``ddit.image_inputs.load_image``)."""
     return [load_image(i) for i in as_list(image, "image")]

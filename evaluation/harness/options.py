@@ -29,10 +29,12 @@ def add_text_sampling(parser: argparse.ArgumentParser) -> None:
 
 
 def add_short_answer(parser: argparse.ArgumentParser, default: bool) -> None:
-    """--short-answer / --no-short-answer: append "Answer the question using a single word or phrase."."""
-    parser.add_argument("--short-answer", action=argparse.BooleanOptionalAction, default=default,
-                        help="append the short-answer instruction to each question "
-                             f"(default: {'on' if default else 'off'})")
+    """--short-answer / --no-short-answer: append "Answer the question using a single word or phrase.". A benchmark
+    whose default is on asks for it only when the model can read it ("auto": the released checkpoints can; the
+    bundled model, whose vocabulary lacks its words, would answer nothing)."""
+    parser.add_argument("--short-answer", action=argparse.BooleanOptionalAction, default="auto" if default else False,
+                        help="append the short-answer instruction to each question (default: "
+                             f"{'on when the model can read its words' if default else 'off'})")
 
 
 def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
