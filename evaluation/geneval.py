@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "--limit counts prompts (each with --samples images).")
     parser.add_argument("--metadata", type=Path, required=True, help="GenEval's evaluation_metadata.jsonl")
     parser.add_argument("--samples", type=int, default=4, help="images per prompt (default 4, GenEval's)")
-    parser.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's)")
+    parser.add_argument("--steps", type=int, default=None, help="image solver steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
     parser.add_argument("--resolution", type=int, default=None, help="image side in pixels (default: the model's)")
     return parser

@@ -171,6 +171,15 @@ def test_unknown_config_key_is_an_error(tmp_path):
         TrainConfig.from_yaml(bad)
 
 
+@pytest.mark.parametrize("text", ["optim:\n  betas: 0.9\n", "optim:\n  betas: [0.9, 0.99, 0.999]\n"])
+def test_a_pair_given_as_one_number_or_three_is_one_line(tmp_path, text):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=r"betas must be a list of 2 values like \[0.9, 0.999\]") as info:
+        TrainConfig.from_yaml(bad)
+    assert "\n" not in str(info.value)
+
+
 def test_stage_configs_follow_the_paper():
     s1, s2, s3 = (TrainConfig.from_yaml(ROOT / "train" / "configs" / f) for f in
                   ("stage1_dual_pretrain.yaml", "stage2_continued.yaml", "stage3_instruct.yaml"))

@@ -291,6 +291,10 @@ def _build(cls, values: dict, where: str):
         if dataclasses.is_dataclass(default):
             value = _build(type(default), value, f"{where}:{name}")
         elif isinstance(default, tuple):
+            fixed = "..." not in str(fields[name].type)  # tuple[float, float]: exactly that many
+            if not isinstance(value, (list, tuple)) or (fixed and len(value) != len(default)):
+                count = f"{len(default)} values" if fixed else "values"
+                raise ValueError(f"{where}: {name} must be a list of {count} like {list(default)}, got {value!r}")
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)

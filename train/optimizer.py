@@ -2,7 +2,8 @@
 
 nanoGPT's ``configure_optimizers`` rule: matrices decay; norms, biases and embeddings (1-d tensors,
 ``nn.Embedding`` tables, and what a model lists in ``no_weight_decay()``) do not. ``decay_all`` puts every
-weight under decay instead (how the bundled Shapes-World model was trained).
+weight under decay instead (the bundled model's earlier recipes did; its current one, train/configs/shapes_world.yaml,
+sets ``decay_all: false``).
 """
 
 from __future__ import annotations
