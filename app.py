@@ -37,8 +37,8 @@ import shapes_world as sw
 from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
 from ddit.cli import DEFAULT_MODEL
 from app_inputs import (
-    VIEW_SIDE, ImageUpload, LoadingPipeline, Radio, Slider, check_prompt_words, done, image_input, number, read_image, start, stopped, timed,
-    user_error, warn_unknown_words,
+    VIEW_SIDE, ImageUpload, LoadingPipeline, Radio, Slider, check_prompt_words, done, image_input, number, read_image,
+    start, stopped, timed, user_error, warn_unknown_words,
 )
 from ddit.checks import GUIDANCE_RANGE, MAX_STEPS, seeded_generator
 from ddit.task_defaults import SAMPLERS, TaskDefaults
@@ -265,7 +265,8 @@ def caption_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
             image = image_input("Image")
             drawn = gr.Markdown()
             draw = gr.Button("Draw a new scene")
-            steps, sampler, seed, pace = text_controls(image, example_images, d.caption.num_inference_steps, d.caption.sampler)
+            steps, sampler, seed, pace = text_controls(image, example_images, d.caption.num_inference_steps,
+                                                       d.caption.sampler)
             length = gr.Number(d.caption.max_length, label="Length (tokens)")
             with gr.Row():
                 go = gr.Button("Caption", variant="primary")
@@ -301,7 +302,8 @@ def chat_tab(pipe: DualDiffusionPipeline, example_images: list[str]) -> None:
     with gr.Row():
         with gr.Column():
             image = image_input("Image")
-            steps, sampler, seed, pace = text_controls(image, example_images, d.answer.num_inference_steps, d.answer.sampler)
+            steps, sampler, seed, pace = text_controls(image, example_images, d.answer.num_inference_steps,
+                                                       d.answer.sampler)
         with gr.Column():
             chatbot = gr.Chatbot(label="Chat about the image", height=300)
             question = gr.Textbox(label="Question", placeholder="what color is the circle?")

@@ -16,7 +16,7 @@ from PIL import Image
 
 import shapes_world as sw
 from ddit.image_inputs import input_notes, load_image
-from ddit.tasks.text import unknown_words as words_unknown_to
+from ddit.tasks.text import unknown_words
 from shapes_world.examples import PROMPTS as EXAMPLE_PROMPTS
 
 if TYPE_CHECKING:
@@ -160,14 +160,9 @@ def stopped(status: str) -> str:
     return f"stopped at {status}" if status and status.startswith("step ") else status
 
 
-def unknown_words(pipe: DualDiffusionPipeline, text: str) -> list[str]:
-    """The words of ``text`` the model's vocabulary does not have (a word-level tokenizer reads them as unknown)."""
-    return words_unknown_to(pipe.tokenizer, text)
-
-
 def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
     """A notice naming the words the model's vocabulary does not have (they are read as unknown)."""
-    unknown = unknown_words(pipe, text)
+    unknown = unknown_words(pipe.tokenizer, text)
     if unknown:
         gr.Warning(shown(f"Not in the model's vocabulary (read as unknown): {', '.join(unknown[:8])}"))
 
@@ -175,11 +170,11 @@ def warn_unknown_words(pipe: DualDiffusionPipeline, text: str) -> None:
 def check_prompt_words(pipe: DualDiffusionPipeline, prompt: str) -> None:
     """Before sampling, refuse a prompt with words the model does not know, saying which and what to write
     instead (an image drawn from unknown words is a blank or a guess)."""
-    unknown = unknown_words(pipe, prompt)
+    unknown = unknown_words(pipe.tokenizer, prompt)
     if not unknown:
         return
     rewrite = sw.spell_out_counts(prompt)  # "two red squares" -> "a red square and a red square"
-    if rewrite is None and not unknown_words(pipe, EXAMPLE_PROMPTS[-2]):
+    if rewrite is None and not unknown_words(pipe.tokenizer, EXAMPLE_PROMPTS[-2]):
         rewrite = EXAMPLE_PROMPTS[-2]  # a model with Shapes-World's words: show how its prompts go
     advice = f" Write instead, e.g.: “{rewrite}”." if rewrite else ""
     raise user_error(f"Not in the model's vocabulary: {', '.join(unknown[:8])}.{advice}")

@@ -74,8 +74,9 @@ def check_pixels(width: int, height: int) -> None:
     """Refuse an image of more than ``MAX_PIXELS`` pixels, saying its size and the limit."""
     if width * height > MAX_PIXELS:
         size = f"{width}x{height} = " if height > 1 else ""
-        raise ValueError(f"The image is {size}{width * height:,} pixels; at most {MAX_PIXELS:,} ({math.isqrt(MAX_PIXELS)}x"
-                         f"{math.isqrt(MAX_PIXELS)}) are read. Please use a smaller image.")
+        side = math.isqrt(MAX_PIXELS)
+        raise ValueError(f"The image is {size}{width * height:,} pixels; at most {MAX_PIXELS:,} ({side}x{side}) are "
+                         "read. Please use a smaller image.")
 
 
 def input_notes(image: Image.Image, side: int) -> list[str]:

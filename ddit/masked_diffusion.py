@@ -62,9 +62,14 @@ def q_xt(
     return torch.where(masked, torch.full_like(x0, mask_token_id), x0)
 
 
+def forbid(logits: torch.Tensor, token_ids: list[int] | tuple[int, ...]) -> torch.Tensor:
+    """``logits`` (b, l, v) with these tokens' set to -inf: no masked position will be predicted as one of them."""
+    return logits.index_fill(-1, torch.tensor(list(token_ids), device=logits.device), float("-inf"))
+
+
 def never_the_mask(logits: torch.Tensor, mask_token_id: int) -> torch.Tensor:
     """SUBS, first half: the mask token's logit set to -inf (b, l, v), so that it is never predicted."""
-    return logits.index_fill(-1, torch.tensor([mask_token_id], device=logits.device), float("-inf"))
+    return forbid(logits, [mask_token_id])
 
 
 def subs_log_probs(logits: torch.Tensor, x_t: torch.Tensor, mask_token_id: int) -> torch.Tensor:

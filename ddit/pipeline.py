@@ -31,7 +31,7 @@ from .tasks.caption import caption_steps
 from .tasks.generate import generate_steps
 from .tasks.infill import infill_steps
 from .tasks.score import score_images, score_texts
-from .tasks.text import text_task_steps
+from .tasks.text import as_list, load_images, text_task_steps
 from .text_layout import decode_responses, end_token_id, mask_token_id
 from .text_sampling import TextStep
 
@@ -109,7 +109,8 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         return Model(transformer=self.transformer, scheduler=self.scheduler, tokenizer=self.tokenizer,
                      device=self._execution_device, resolution=self.resolution, vae_scale_factor=self.vae_scale_factor,
                      mask_token_id=self.mask_token_id, end_token_id=self.end_token_id,
-                     encode_tokens=self.encode_tokens, encode_image=self.encode_image,
+                     encode_tokens=self.encode_tokens, encode_prompt=self.encode_prompt,
+                     encode_image=self.encode_image,
                      max_text_positions=getattr(self.text_encoder.config, "max_position_embeddings", None),
                      stopped=lambda: self._interrupt)
 
@@ -189,8 +190,6 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         """In-fill a response slot after free-form prompt(s), conditioned on image(s) (None: the null image): the
         loop under the caption and answer tasks. ``options``: any field of :class:`ddit.tasks.base.TextOptions`
         (unset: the caption task's defaults); the keywords as ``ddit.tasks.text.text_task_steps`` states them."""
-        from .tasks.text import as_list, load_images
-
         chosen = self.defaults.caption.merged(**options)
         images = None if image is None else load_images(image)
         return text_task_steps(self._model(), images, as_list(prompt, "prompt"), chosen, generator,
@@ -242,8 +241,7 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         """How well each image fits one prompt: minus its flow-matching loss given the prompt, with the same
         timesteps and noise for every candidate (``ddit.tasks.score``); ``options`` as ``score_texts``'."""
         chosen = self.defaults.score.merged(**options)
-        scores, passes = score_images(self._model(), prompt, images, chosen, generator,
-                                      self.defaults.generate.max_sequence_length)
+        scores, passes = score_images(self._model(), prompt, images, chosen, generator, self.defaults.generate)
         return DualDiffusionScoreOutput(scores=scores, forward_passes=passes)
 
     def decode_text(self, state: TextStep) -> list[str]:

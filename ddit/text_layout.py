@@ -73,9 +73,10 @@ def layout(
     return layout_ids(tokenizer, heads, slot_length, responses, total_length)
 
 
-def layout_ids(tokenizer, heads: list[list[int]], slot_length: int, responses: list[str] | None = None,
+def layout_ids(tokenizer, heads: list[list[int]], slot_length: int, responses: list[str | list[int]] | None = None,
                total_length: int | None = None) -> TextBatch:
-    """``layout`` of prompts already tokenised (``prompt_ids``)."""
+    """``layout`` of prompts already tokenised (``prompt_ids``); a response may be given as its token ids (end
+    token included), e.g. an in-filling template with masks at its blanks."""
     end = end_token_id(tokenizer)
     mask = mask_token_id(tokenizer)
     length = total_length or max(len(h) for h in heads) + slot_length
@@ -89,7 +90,8 @@ def layout_ids(tokenizer, heads: list[list[int]], slot_length: int, responses: l
         if responses is None:
             ids[row, len(head):] = mask
         else:
-            target = response_ids(tokenizer, responses[row])[: length - len(head)]
+            given = responses[row]
+            target = (response_ids(tokenizer, given) if isinstance(given, str) else list(given))[: length - len(head)]
             ids[row, len(head): len(head) + len(target)] = torch.tensor(target, dtype=torch.long)
     return TextBatch(input_ids=ids, response_mask=response_mask)
 

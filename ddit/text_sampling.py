@@ -25,7 +25,7 @@ from typing import Iterator
 
 import torch
 
-from .masked_diffusion import subs_log_probs
+from .masked_diffusion import forbid, subs_log_probs
 from .text_layout import TextBatch
 from .text_scheduler import MaskedDiffusionScheduler
 
@@ -135,12 +135,9 @@ class _Decoder:
         zero = torch.zeros(self.x.shape[0], device=self.model.device)
         logits = self.model.transformer(self.latents, self.model.encode_tokens(self.x), zero,
                                         mask_token_id=mask_id).logits
+        if self.never:  # tokens no masked position may become, set aside as SUBS sets aside the mask token
+            logits = forbid(logits, self.never)
         self.log_probs, self.passes = subs_log_probs(logits, self.x, mask_id), self.passes + 1
-        if self.never:  # tokens no masked position may become (their probability moves to the others)
-            banned = torch.zeros(self.log_probs.shape[-1], dtype=torch.bool, device=self.x.device)
-            banned[list(self.never)] = True
-            masked = (self.x == mask_id).unsqueeze(-1)
-            self.log_probs = torch.log_softmax(self.log_probs.masked_fill(masked & banned, -float("inf")), -1)
         return True
 
     def step(self, i: int, active: torch.Tensor, most: int) -> Iterator[TextStep]:

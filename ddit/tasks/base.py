@@ -131,6 +131,7 @@ class Model:
     mask_token_id: int
     end_token_id: int
     encode_tokens: Callable  # token ids (b, l) -> text-encoder states (b, l, d)
+    encode_prompt: Callable  # (prompts, max_sequence_length) -> states (b, l, d), each prompt padded to the length
     encode_image: Callable  # loaded images -> normalised latents (b, c, h, w), each at ``resolution``
     max_text_positions: int | None  # the text encoder's position table (None: no limit)
     stopped: Callable[[], bool]

@@ -80,11 +80,10 @@ def generate_steps(model: Model, prompt, negative_prompt, options: GenerateOptio
     if unknown:
         raise ValueError(f"callback_on_step_end_tensor_inputs may name latents and pred_clean, not {unknown}.")
     guided = options.guidance_scale != 1.0
-    ids = model.tokenizer(negatives + prompts if guided else prompts, padding="max_length", truncation=True,
-                          max_length=options.max_sequence_length, return_tensors="pt")["input_ids"]
+    context = model.encode_prompt(negatives + prompts if guided else prompts, options.max_sequence_length)
     shape = (len(prompts), model.transformer.config.in_channels, height // model.vae_scale_factor,
              width // model.vae_scale_factor)
     if latents is None:
         latents = randn_tensor(shape, generator=generator, device=model.device, dtype=torch.float32)
-    return image_steps(model, model.encode_tokens(ids), latents, options.num_inference_steps, options.guidance_scale,
+    return image_steps(model, context, latents, options.num_inference_steps, options.guidance_scale,
                        options.guidance_interval, callback, tuple(callback_inputs))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
+from ..checks import check_text_positions
 from .base import Model
 from .caption import CaptionOptions
 from .text import as_list, load_images, unknown_words
@@ -37,10 +38,7 @@ def infill_steps(model: Model, image, template, options: CaptionOptions, generat
                  reveal_per_step: int | None = None) -> Iterator:
     """Validate now; return the ``TextStep`` iterator filling the blanks of each template (one for all images, or
     one per image), after the caption's instruction ``options.prompt``."""
-    import torch  # imported when a task runs, not with its options
-
-    from ..checks import check_text_positions
-    from ..text_layout import TextBatch, prompt_ids
+    from ..text_layout import layout_ids, prompt_ids  # torch: imported when a task runs, not with its options
     from ..text_sampling import text_steps
 
     images = load_images(image)
@@ -52,13 +50,9 @@ def infill_steps(model: Model, image, template, options: CaptionOptions, generat
     prompts = as_list(options.prompt, "prompt")
     heads = [prompt_ids(model.tokenizer, p, options.max_prompt_length) for p in
              (prompts * rows if len(prompts) == 1 else prompts)]
-    length = max(len(h) + len(s) for h, s in zip(heads, slots))
-    ids = torch.full((rows, length), model.end_token_id, dtype=torch.long)  # a shorter row's slot: end padding
-    response = torch.zeros((rows, length), dtype=torch.bool)
-    for row, (head, slot) in enumerate(zip(heads, slots)):
-        ids[row, :len(head) + len(slot)] = torch.tensor(head + slot, dtype=torch.long)
-        response[row, len(head):] = True
+    length = max(len(h) + len(s) for h, s in zip(heads, slots))  # a shorter row's slot ends in end-token padding
     check_text_positions(length, model.max_text_positions, "The prompt and the template")
+    batch = layout_ids(model.tokenizer, heads, 1, responses=slots, total_length=length)
     fixed = dataclasses.replace(options, max_new_tokens=None)  # the text ends where the template ends
-    return text_steps(model, TextBatch(ids, response), images, fixed, generator, reveal_per_step=reveal_per_step,
+    return text_steps(model, batch, images, fixed, generator, reveal_per_step=reveal_per_step,
                       never=(model.end_token_id,))

@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..checks import as_integer, check_text_length
+from ..checks import as_integer
 from .base import Model, TaskOptions
+from .generate import GenerateOptions, check_prompts
 from .text import as_list, load_images
 
 MAX_SAMPLES = 1024
@@ -44,13 +45,6 @@ class ScoreOptions(TaskOptions):
         return dataclasses.replace(self, num_samples=samples)
 
 
-def _candidates(values, name: str) -> list:
-    items = as_list(values, name)
-    if name == "texts" and not all(isinstance(t, str) and t.strip() for t in items):
-        raise ValueError("`texts` must be non-empty strings.")
-    return items
-
-
 def score_texts(model: Model, image, texts, options: ScoreOptions, generator=None) -> tuple[list[float], int]:
     """(log p(text | image) lower bound for each text, transformer passes per candidate)."""
     import torch  # imported when a task runs, not with its options
@@ -58,7 +52,9 @@ def score_texts(model: Model, image, texts, options: ScoreOptions, generator=Non
     from ..masked_diffusion import LogLinearNoise, antithetic_timesteps, subs_log_probs, uniform, weighted_nll
     from ..text_layout import layout, response_ids
 
-    texts = _candidates(texts, "texts")
+    texts = as_list(texts, "texts")
+    if not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError("`texts` must be non-empty strings.")
     images = load_images(image)
     if len(images) != 1:
         raise ValueError("`score_texts` scores texts against one image; give one image.")
@@ -69,7 +65,8 @@ def score_texts(model: Model, image, texts, options: ScoreOptions, generator=Non
     noise, zero, total = LogLinearNoise(), torch.zeros(len(texts), device=model.device), 0.0
     with torch.no_grad():
         for t in antithetic_timesteps(options.num_samples, noise.eps, generator, model.device):
-            draw = uniform((1, x0.shape[1]), generator, model.device)  # the same masks for every candidate
+            # the forward masking (``q_xt``) with one draw for all rows: the same masks for every candidate
+            draw = uniform((1, x0.shape[1]), generator, model.device)
             x_t = torch.where((draw < noise.move_chance(t)) & response, model.mask_token_id, x0)
             logits = model.transformer(latents, model.encode_tokens(x_t), zero,
                                        mask_token_id=model.mask_token_id).logits
@@ -80,24 +77,20 @@ def score_texts(model: Model, image, texts, options: ScoreOptions, generator=Non
 
 
 def score_images(model: Model, prompt: str, images, options: ScoreOptions, generator=None,
-                 max_sequence_length: int = 256) -> tuple[list[float], int]:
+                 prompt_options: GenerateOptions | None = None) -> tuple[list[float], int]:
     """(minus the flow-matching loss of each image given ``prompt``, transformer passes per candidate); the
-    prompt is read as text-to-image reads it (at most ``max_sequence_length`` tokens)."""
+    prompt is checked and read as text-to-image reads it (``prompt_options``: the model's generate options)."""
     import torch  # imported when a task runs, not with its options
     from diffusers.utils.torch_utils import randn_tensor
 
     from ..flow_matching import flow_matching_errors, interpolate
     from ..masked_diffusion import uniform
 
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("`prompt` is empty; say what the images should show.")
-    check_text_length([len(model.tokenizer(prompt)["input_ids"])], [prompt], max_sequence_length, "prompt",
-                      "max_sequence_length")
-    x0 = model.encode_image(load_images(_candidates(images, "images"))).float()  # (n, c, h, w)
+    prompt_options = prompt_options or GenerateOptions()
+    prompts, _ = check_prompts(model, prompt, None, prompt_options)
+    x0 = model.encode_image(load_images(as_list(images, "images"))).float()  # (n, c, h, w)
     n, k = x0.shape[0], options.num_samples
-    ids = model.tokenizer([prompt], padding="max_length", truncation=True, return_tensors="pt",
-                          max_length=max_sequence_length)["input_ids"]
-    context = model.encode_tokens(ids).expand(n, -1, -1)
+    context = model.encode_prompt(prompts, prompt_options.max_sequence_length).expand(n, -1, -1)
     # stratified timesteps in (0, 1) and one noise draw each, shared by every candidate
     ts = (uniform((1,), generator, model.device) + torch.arange(k, device=model.device)) / k
     total = torch.zeros(n, device=model.device)

@@ -33,13 +33,13 @@ def short_answer_for(pipe: Any, asked: bool | str) -> bool:
 def answer_predictor(steps: int | None, sampler: str | None, short_answer: bool | str) -> Predictor:
     """Answer each item's question (``prompt``) about its image; None options take the model's defaults;
     ``short_answer`` True, False or "auto" (``short_answer_for``), decided once, at the first batch."""
-    decided: dict[int, bool] = {}
+    decided: list[bool] = []  # the choice, made at the first batch (its note printed once)
 
     def predict(pipe: Any, items: list[Item], images: list, generator: torch.Generator) -> list[str]:
-        if id(pipe) not in decided:
-            decided[id(pipe)] = short_answer_for(pipe, short_answer)
+        if not decided:
+            decided.append(short_answer_for(pipe, short_answer))
         out = pipe.answer(images, [item.prompt for item in items], num_inference_steps=steps, sampler=sampler,
-                          generator=generator, short_answer=decided[id(pipe)])
+                          generator=generator, short_answer=decided[0])
         return [text.strip() for text in out.text]
 
     return predict
