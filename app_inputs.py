@@ -1,13 +1,24 @@
 """What the app checks and says before and around a run: user errors, uploads read like the CLI reads them,
-number boxes handed to the pipeline's own checks, words the model does not know, status lines, and the wait for a
-model still loading."""
+number boxes handed to the pipeline's own checks, words the model does not know, status lines, the wait for a
+model still loading, and what the page offers for the model it serves (``Domain``)."""
 
 from __future__ import annotations
 
+try:  # Hugging Face ZeroGPU Spaces: GPU work runs inside @spaces.GPU (imported before torch, as it asks)
+    import spaces
+
+    on_gpu = spaces.GPU  # off ZeroGPU it returns the function unchanged
+except ImportError:  # everywhere else the handlers run as they are
+
+    def on_gpu(fn):
+        return fn
+
 import html
+import json
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +35,58 @@ if TYPE_CHECKING:
     from ddit.task_defaults import TaskDefaults
 
 VIEW_SIDE = 256  # 64x64 outputs are shown nearest-neighbour upscaled to this
+MAX_PACE = 2.0  # seconds per step: the slowest the text tabs can be made to go, for watching
+HEAVY = dict(concurrency_id="model", concurrency_limit=1)  # one model: its requests run one at a time
+EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 log = logging.getLogger("ddit.app")
+# what a general model (a released D-DiT) is shown instead of Shapes-World's examples
+GENERAL_PROMPTS = [
+    "a photograph of an astronaut riding a horse",
+    "a red bicycle leaning against a brick wall",
+    "a bowl of fruit on a wooden table, studio lighting",
+    "a watercolor painting of a lighthouse at sunset",
+]
+
+
+@dataclass
+class Domain:
+    """What the page offers for the model it serves: Shapes-World's examples and scene drawing for a model that
+    speaks Shapes-World, general examples and no drawing otherwise."""
+
+    shapes_world: bool
+    example_prompts: list[str] = field(default_factory=list)
+    example_images: list[str] = field(default_factory=list)
+    prompt_placeholder: str = ""
+    question_placeholder: str = ""
+
+    @classmethod
+    def of(cls, vocabulary) -> Domain:
+        """The domain of a model whose tokenizer has ``vocabulary`` (its tokens; None: not a closed word-level
+        vocabulary). Shapes-World's when every word of its example prompts is a token of a closed word-level
+        vocabulary (the bundled model, any model ``train/`` makes on Shapes-World); general otherwise (a T5
+        tokenizer reads every word, so its vocabulary says nothing of the domain)."""
+        words = {w for p in EXAMPLE_PROMPTS for w in p.replace(",", " , ").split()}
+        if vocabulary is not None and words <= set(vocabulary):
+            return cls(True, list(EXAMPLE_PROMPTS), sorted(str(p) for p in EXAMPLES_DIR.glob("*.png")),
+                       EXAMPLE_PROMPTS[0], "what color is the circle?")
+        return cls(False, list(GENERAL_PROMPTS), [], GENERAL_PROMPTS[0], "What is in the picture?")
+
+    @classmethod
+    def of_pipeline(cls, pipe) -> Domain:
+        """The domain of a loaded pipeline (its tokenizer's vocabulary when it has an unknown token)."""
+        tokenizer = pipe.tokenizer
+        closed = tokenizer.unk_token_id is not None and not any(t.startswith("▁") for t in tokenizer.get_vocab())
+        return cls.of(tokenizer.get_vocab() if closed else None)
+
+    @classmethod
+    def of_folder(cls, folder: Path) -> Domain:
+        """The domain of a saved model, read from its ``tokenizer/tokenizer.json`` before torch is imported."""
+        path = Path(folder) / "tokenizer" / "tokenizer.json"
+        try:
+            model = json.loads(path.read_text())["model"]
+        except (OSError, ValueError, KeyError):
+            return cls.of(None)
+        return cls.of(model.get("vocab") if model.get("type") == "WordLevel" else None)
 
 
 def shown(text: str) -> str:
@@ -126,6 +188,24 @@ def start(make_iterator):
         raise user_error(str(err)) from None
 
 
+def pace_seconds(pace) -> float:
+    """The pace control's value, checked: seconds to pause after each shown step (0: none)."""
+    try:
+        pace = float(pace if pace is not None else 0)
+    except (TypeError, ValueError):
+        raise user_error(f"Pace must be a number of seconds per step, got {pace!r}.") from None
+    if not 0 <= pace <= MAX_PACE:
+        raise user_error(f"Pace must be between 0 and {MAX_PACE:g} seconds per step, got {pace:g}.")
+    return pace
+
+
+def paced(steps_iter, pace: float):
+    """``timed(steps_iter)``, pausing ``pace`` seconds after each step is shown: the real loop, slowed to watch."""
+    for state, secs in timed(steps_iter):
+        yield state, secs
+        time.sleep(pace)
+
+
 def timed(iterator):
     """Each state of a step iterator with the seconds spent computing it (not the time spent showing it)."""
     while True:
@@ -181,11 +261,13 @@ def check_prompt_words(pipe: DualDiffusionPipeline, prompt: str) -> None:
 
 
 class LoadingPipeline:
-    """Stands in for the pipeline while its weights load: the model's saved ``defaults`` at once (the page is drawn
-    from them), everything else once ``ready`` was called (a request that comes sooner waits for it)."""
+    """Stands in for the pipeline while its weights load: the model's saved ``defaults`` and its ``domain`` at once
+    (the page is drawn from them), everything else once ``ready`` was called (a request that comes sooner waits for
+    it)."""
 
-    def __init__(self, defaults: TaskDefaults):
+    def __init__(self, defaults: TaskDefaults, domain: Domain | None = None):
         self.defaults, self._loaded, self._pipe = defaults, threading.Event(), None
+        self.domain = domain or Domain.of(None)  # what the page offers: read from the folder, not the pipeline
 
     def ready(self, pipe: DualDiffusionPipeline) -> None:
         self._pipe = pipe

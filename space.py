@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-CODE_FILES = ("app.py", "app_inputs.py", "requirements.txt")  # what the Space runs and installs
+CODE_FILES = ("app.py", "app_inputs.py", "app_image.py", "app_text.py", "app_score.py", "requirements.txt")  # what the Space runs and installs
 PACKAGES = ("ddit", "shapes_world")  # everything app.py imports at startup lives in these two
 DATA_FOLDERS = ("assets/examples",)  # the app's example images (app.EXAMPLES_DIR) and prompts
 # the model folder's files that are not weights: the card, its benchmark results and its configs, copied as is

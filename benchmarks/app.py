@@ -10,7 +10,7 @@ median, which gradio_client's 50 ms message polling quantizes (faster steps arri
 one untimed warm-up request per tab. bare_ms: the step iterators alone in this process, once the app
 is stopped (no decode, no token formatting; median per step after one warm-up run). preview_ms: what
 the app does per step, ``decode_preview(pred_clean)`` for images (the model's preview decoder, else the
-VAE), ``app.token_view`` for text, on the last run's states (target <= 20 % of a step); vae_ms: the full
+VAE), ``app_text.token_view`` for text, on the last run's states (target <= 20 % of a step); vae_ms: the full
 VAE's ``decode_latents(pred_clean)`` beside it (what image previews cost before the preview decoder).
 Peak RSS (target <= 1.5 GB): app plus children, every 50 ms in requests.
 """
@@ -35,7 +35,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # repo root: ddit and app are not pip-installed
-import app  # noqa: E402
+import app_inputs  # noqa: E402
+import app_text  # noqa: E402
 from ddit import DualDiffusionPipeline  # noqa: E402
 from ddit.cli import DEFAULT_MODEL  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: a free port
@@ -155,7 +156,7 @@ def measure_app(args: argparse.Namespace, d) -> tuple[float, float, dict[str, tu
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="pipeline folder (default: the bundled model)")
-    p.add_argument("--image", default=str(app.EXAMPLES_DIR / "scene_0.png"), help="image for caption and ask")
+    p.add_argument("--image", default=str(app_inputs.EXAMPLES_DIR / "scene_0.png"), help="image for caption and ask")
     p.add_argument("--prompt", default="a large red circle at the top left")
     p.add_argument("--question", default="what color is the circle?")
     p.add_argument("--runs", type=int, default=3, help="requests per tab, and timed iterator runs")
@@ -176,9 +177,9 @@ def main() -> None:
     seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     tabs = {"generate": (lambda: pipe.iter_generate(args.prompt, generator=seeded()),
                          lambda s: pipe.decode_preview(s.pred_clean)),
-            "caption": (lambda: pipe.iter_caption(args.image, generator=seeded()), lambda s: app.token_view(pipe, s)),
+            "caption": (lambda: pipe.iter_caption(args.image, generator=seeded()), lambda s: app_text.token_view(pipe, s)),
             "ask": (lambda: pipe.iter_answer(args.image, args.question, generator=seeded()),
-                    lambda s: app.token_view(pipe, s))}
+                    lambda s: app_text.token_view(pipe, s))}
     print(f"time_to_ready: {ready_s:.2f} s   peak_rss: {peak_mb:.0f} MB (target <= 1536)")
     print(f"{'tab':<10}{'steps':>6}{'client_ms':>11}{'med_ms':>8}{'bare_ms':>9}{'preview_ms':>12}{'preview_%':>11}"
           f"{'other_ms':>10}{'vae_ms':>8}")

@@ -72,10 +72,13 @@ def phases(model: str | None) -> dict[str, float]:
     code = """
 import os, time; t = [time.perf_counter()]
 import app
+import app_inputs
+from ddit.task_defaults import TaskDefaults
 t.append(time.perf_counter())
 from ddit.model_folder import read_index, resolve_folder, saved_defaults
 folder = resolve_folder(os.environ.get("STARTUP_MODEL") or app.DEFAULT_MODEL)
-loading = app.LoadingPipeline(app.TaskDefaults.from_dict(saved_defaults(read_index(folder))))
+loading = app_inputs.LoadingPipeline(TaskDefaults.from_dict(saved_defaults(read_index(folder))),
+                                    app_inputs.Domain.of_folder(folder))
 t.append(time.perf_counter())
 demo = app.build_demo(loading)
 t.append(time.perf_counter())

@@ -60,6 +60,13 @@ def check_guidance_interval(interval) -> tuple[float, float] | None:
     return (low, high)
 
 
+def check_strength(strength) -> float:
+    """An image-to-image strength: the share of the steps run, a number in (0, 1]."""
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0.0 < strength <= 1.0:
+        raise ValueError(f"`strength` must be a number in (0, 1] (the share of the steps run), got {strength!r}.")
+    return float(strength)
+
+
 def seeded_generator(seed) -> "torch.Generator":
     """A CPU generator for a user's seed: a whole number in SEED_RANGE."""
     import torch  # here: the checks themselves need no torch (``ddit --help`` reads the task options)

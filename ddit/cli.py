@@ -1,4 +1,4 @@
-"""Command line: ``python -m ddit generate|caption|ask|infill|score|save-tiny ...`` (see ``--help``)."""
+"""Command line: ``python -m ddit generate|caption|ask|infill|score|inpaint|save-tiny ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .bundled import bundled_model_path
+from .dtypes import DTYPE_CHOICES, DTYPE_HELP, parse_dtype
 from .task_defaults import SAMPLERS
 
 # the model a command uses unless --model names another: $DDIT_MODEL (a folder or a Hub id), else the bundled one
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    common.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help=DTYPE_HELP)
     common.add_argument("--lora", default=None, help="LoRA weights to load onto the model (a training run's lora/)")
     text = argparse.ArgumentParser(add_help=False)
     text.add_argument("--sampler", choices=SAMPLERS, default=None,
@@ -87,6 +89,17 @@ def _add_infill_and_score(sub, common: argparse.ArgumentParser, text: argparse.A
     what.add_argument("--prompt", help="the prompt the candidate images are scored against")
     score.add_argument("--samples", type=int, default=None, help="timesteps per candidate (default: the model's)")
 
+    paint = sub.add_parser("inpaint", parents=[common], help="image + mask + prompt -> image, the unmasked part kept",
+                           description="Repaint the white part of MASK in IMAGE to fit PROMPT; the black part is "
+                                       "kept (diffusers' convention).")
+    paint.add_argument("image", help="path of the image")
+    paint.add_argument("mask", help="path of the mask (white = repaint, black = keep)")
+    paint.add_argument("prompt", help="the whole picture as it should be")
+    paint.add_argument("-o", "--output", "--out", default="out.png", help="where to save the image (default out.png)")
+    paint.add_argument("--strength", type=float, default=None,
+                       help="share of the steps run, from the image noised that far (default 1: from noise)")
+    paint.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+
 
 def check_output_path(path: str) -> None:
     """Refuse, before any work, an image path whose folder is missing or whose extension PIL cannot write."""
@@ -126,13 +139,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"saved a tiny random pipeline to {args.folder}")
         return 0
     generator = seeded_generator(args.seed)  # a bad seed, output path or image fails before the model loads
-    if args.command == "generate":
+    if args.command in ("generate", "inpaint"):
         check_output_path(args.output)
-    elif args.command == "score":
+    if args.command == "inpaint":
+        return _inpaint(args, load_image(args.image), load_image(args.mask), generator)
+    if args.command == "score":
         return _score(args, [load_image(path) for path in args.images], generator)
-    else:
-        image = load_image(args.image)
-    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    image = None if args.command == "generate" else load_image(args.image)
+    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device,
+                                                 torch_dtype=parse_dtype(args.dtype))
     if args.lora:
         pipe.load_lora_weights(args.lora)
     if args.command != "generate":
@@ -157,13 +172,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inpaint(args: argparse.Namespace, image, mask, generator) -> int:
+    """``ddit inpaint``: the repainted image, saved."""
+    from .pipeline import DualDiffusionPipeline
+
+    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device,
+                                                 torch_dtype=parse_dtype(args.dtype))
+    if args.lora:
+        pipe.load_lora_weights(args.lora)
+    out = pipe.inpaint(image, mask, args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                       strength=args.strength, generator=generator)
+    out.images[0].save(args.output)
+    print(f"saved {args.output}")
+    return 0
+
+
 def _score(args: argparse.Namespace, images: list, generator) -> int:
     """``ddit score``: the candidates with their scores, best first."""
     from .pipeline import DualDiffusionPipeline
 
     if args.texts and len(images) != 1:
         raise ValueError(f"--texts scores texts against one image; got {len(images)} images")
-    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device,
+                                                 torch_dtype=parse_dtype(args.dtype))
     if args.lora:
         pipe.load_lora_weights(args.lora)
     if args.texts:

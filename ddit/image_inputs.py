@@ -94,15 +94,18 @@ def input_notes(image: Image.Image, side: int) -> list[str]:
     return notes
 
 
-def resize_and_center_crop(image: Image.Image, side: int) -> Image.Image:
-    """The short side resized to ``side`` (bicubic), then the centre ``side`` x ``side`` square cut out."""
+def resize_and_center_crop(image: Image.Image, side: int, height: int | None = None,
+                            resample: int = Image.BICUBIC) -> Image.Image:
+    """Resized (bicubic) to cover ``side`` x ``height`` (width x height; ``height`` None: a square), then the centre
+    cut out; never squashed. A mask is brought along with ``resample=Image.NEAREST``."""
+    width, height = side, side if height is None else height
     w, h = image.size
-    scale = side / min(w, h)
-    size = (side, max(side, int(h * scale))) if w <= h else (max(side, int(w * scale)), side)
+    scale = max(width / w, height / h)
+    size = (max(width, int(w * scale)), max(height, int(h * scale)))
     if size != image.size:
-        image = image.resize(size, Image.BICUBIC)
-    left, top = int(round((size[0] - side) / 2.0)), int(round((size[1] - side) / 2.0))
-    return image.crop((left, top, left + side, top + side))
+        image = image.resize(size, resample)
+    left, top = int(round((size[0] - width) / 2.0)), int(round((size[1] - height) / 2.0))
+    return image.crop((left, top, left + width, top + height))
 
 
 def _from_array(array: np.ndarray) -> Image.Image:

@@ -30,6 +30,8 @@ from .tasks.base import Model
 from .tasks.caption import caption_steps
 from .tasks.generate import generate_steps
 from .tasks.infill import infill_steps
+from .tasks.inpaint import InpaintOptions, check_inputs, inpaint_steps, pixel_keep
+from .tasks.inpaint import prepare as prepare_inpaint
 from .tasks.score import score_images, score_texts
 from .tasks.text import as_list, load_images, text_task_steps
 from .text_layout import decode_responses, end_token_id, mask_token_id
@@ -127,12 +129,13 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         return self.encode_tokens(ids)
 
     @torch.no_grad()
-    def encode_image(self, images: list) -> torch.Tensor:
+    def encode_image(self, images: list, height: int | None = None, width: int | None = None) -> torch.Tensor:
         """Images (any of ``load_image``'s inputs) -> normalised VAE latents (b, c, h, w), each image brought to
-        the model's side by a short-side resize and a centre crop (the authors' text-task preprocessing)."""
-        side = self.resolution
-        pil = [resize_and_center_crop(load_image(image), side) for image in images]
-        pixels = self.image_processor.preprocess(pil, height=side, width=side)
+        ``height`` x ``width`` (default: the model's side) by a resize and a centre crop (the authors' text-task
+        preprocessing)."""
+        height, width = height or self.resolution, width or self.resolution
+        pil = [resize_and_center_crop(load_image(image), width, height) for image in images]
+        pixels = self.image_processor.preprocess(pil, height=height, width=width)
         pixels = pixels.to(self._execution_device, self.vae.dtype)
         return encode_latents(self.vae, pixels).to(self.transformer.dtype)
 
@@ -181,6 +184,54 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         timestep shift are the scheduler's (``ddit.image_sampling.flow_scheduler``)."""
         state = self._last_state(self.iter_generate(prompt, negative_prompt, generator=generator, **options))
         images = self.decode_latents(state.latents, output_type)
+        return DualDiffusionImageOutput(images=images) if return_dict else (images,)
+
+    # ---------------------------------------------------------------- in-painting
+    def iter_inpaint(self, image, mask_image, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
+                     *, generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+                     callback_on_step_end: Callable | None = None,
+                     callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
+                     **options) -> Iterator[ImageStep]:
+        """Validate now and return an iterator of :class:`ImageStep` that repaints the white part of ``mask_image``
+        in ``image`` to fit ``prompt`` (diffusers' convention) and keeps the rest; one image and mask, or one per
+        prompt. ``options``: any field of :class:`ddit.tasks.inpaint.InpaintOptions` (the image options and
+        ``strength``); unset ones take the model's generate defaults. A step's ``pred_clean`` holds the kept
+        latents outside the mask; ``decode_inpainted`` turns the last step's latents into images."""
+        chosen = InpaintOptions(**self.defaults.generate.to_dict()).merged(**options)
+        model = self._model()
+        prompts, negatives, inputs = check_inputs(model, image, mask_image, prompt, negative_prompt, chosen)
+        callback = None
+        if callback_on_step_end is not None:
+            def callback(i, t, tensors):
+                return callback_on_step_end(self, i, t, tensors)
+        return inpaint_steps(model, inputs, prompts, negatives, chosen, generator=generator, latents=latents,
+                             callback=callback, callback_inputs=tuple(callback_on_step_end_tensor_inputs))
+
+    @torch.no_grad()
+    def decode_inpainted(self, latents: torch.Tensor, image, mask_image, output_type: str = "pil",
+                         paste_kept: bool = True, height: int | None = None, width: int | None = None):
+        """In-painted latents -> images; with ``paste_kept`` the kept pixels are the given image's own (exact), not
+        their VAE decoding. ``image``, ``mask_image``, ``height``, ``width``: those of the run."""
+        if output_type == "latent":
+            return latents
+        pixels = decode_latents(self.vae, latents).float().cpu()
+        if paste_kept:
+            options = InpaintOptions(height=height, width=width)
+            inputs = prepare_inpaint(self._model(), image, mask_image, latents.shape[0], options)
+            given = self.image_processor.preprocess(inputs.images, height=inputs.height, width=inputs.width).float()
+            keep = pixel_keep(inputs.masks)
+            pixels = keep * given + (1.0 - keep) * pixels
+        return self.image_processor.postprocess(pixels, output_type=output_type)
+
+    def inpaint(self, image, mask_image, prompt: str | list[str], negative_prompt: str | list[str] | None = None, *,
+                generator: torch.Generator | None = None, output_type: str = "pil", return_dict: bool = True,
+                paste_kept: bool = True, **options) -> DualDiffusionImageOutput | tuple:
+        """Repaint the white part of ``mask_image`` in ``image`` to fit ``prompt``; ``options`` as ``iter_inpaint``'s.
+        ``paste_kept``: the kept pixels of the result are the given image's own (exact), not their VAE decoding."""
+        state = self._last_state(self.iter_inpaint(image, mask_image, prompt, negative_prompt, generator=generator,
+                                                   **options))
+        images = self.decode_inpainted(state.latents, image, mask_image, output_type, paste_kept,
+                                       options.get("height"), options.get("width"))
         return DualDiffusionImageOutput(images=images) if return_dict else (images,)
 
     # ---------------------------------------------------------------- image-to-text

@@ -33,7 +33,9 @@ from .text_scheduler import MaskedDiffusionScheduler
 @dataclass
 class TextStep:
     """State after one text step (all (b, l); l grows when ``max_new_tokens`` appends a block): tokens, which
-    are still masked, which were revealed now."""
+    are still masked, which were revealed now; ``confidence``: the probability the model gave each sampled token
+    when it was committed (NaN where nothing was sampled: prompt, given words, masks); ``remasked``: tokens sent
+    back to the mask now (the ``"remask"`` sampler)."""
 
     step: int  # parts of one step (``reveal_per_step``) share its number
     num_steps: int  # the most steps this slot can take (steps x blocks); fewer with threshold or early stop
@@ -44,6 +46,8 @@ class TextStep:
     reused_prediction: bool  # True when nothing changed and the last forward pass was reused
     forward_passes: int = 0  # transformer calls so far, this step's included
     block: int = 0  # the block being decoded (0 without block_length)
+    confidence: torch.Tensor | None = None
+    remasked: torch.BoolTensor | None = None
 
 
 def longest(options, batch: TextBatch) -> int:
@@ -120,11 +124,22 @@ class _Decoder:
         self.scheduler.set_timesteps(options.num_inference_steps)
         self.log_probs, self.changed, self.passes, self.count, self.block = None, True, 0, 0, 0
         self.finished = False  # ended early: every row resolved (``eos_early_stop``)
+        self.sampled = self.x == model.mask_token_id  # what the sampler fills (and "remask" may revise)
+        self.confidence = torch.full(self.x.shape, float("nan"), device=self.x.device)
 
-    def state(self, revealed, most: int, reused: bool) -> TextStep:
+    def state(self, revealed, most: int, reused: bool, remasked=None) -> TextStep:
         return TextStep(step=self.count, num_steps=most, token_ids=self.x, masked=self.x == self.model.mask_token_id,
                         revealed=revealed, response_mask=self.response, reused_prediction=reused,
-                        forward_passes=self.passes, block=self.block)
+                        forward_passes=self.passes, block=self.block, confidence=self.confidence,
+                        remasked=torch.zeros_like(revealed) if remasked is None else remasked)
+
+    def grow(self, x: torch.Tensor, response: torch.Tensor) -> None:
+        """Take the tokens and slot with a block appended (``_grow``)."""
+        added = x.shape[1] - self.x.shape[1]
+        pad = torch.full((x.shape[0], added), float("nan"), device=x.device)
+        self.sampled = torch.cat([self.sampled, x[:, -added:] == self.model.mask_token_id], -1)
+        self.confidence = torch.cat([self.confidence, pad], -1)
+        self.x, self.response, self.changed = x, response, True
 
     def predict(self) -> bool:
         """p(x0 | x_t) for this step; False when the last one still holds ("ddpm_cache": nothing changed, so it is
@@ -145,20 +160,26 @@ class _Decoder:
         them masked); its states, the parts first when its reveals are paced."""
         mask_id, end_id = self.model.mask_token_id, self.model.end_token_id
         reused = not self.predict()
-        out = self.scheduler.step(self.log_probs, i, torch.where(active, self.x, end_id), mask_id, self.generator)
+        out = self.scheduler.step(self.log_probs, i, torch.where(active, self.x, end_id), mask_id, self.generator,
+                                  confidence=self.confidence, revisable=self.sampled & active)
         revealed = out.revealed
+        confidence = self.log_probs.gather(-1, out.prev_sample.clamp(max=self.log_probs.shape[-1] - 1)
+                                           .unsqueeze(-1)).squeeze(-1).exp()
         if self.reveal_per_step is not None:  # for watching: commit this step's tokens a few at a time
-            confidence = self.log_probs.gather(-1, out.prev_sample.unsqueeze(-1)).squeeze(-1)
             *parts, revealed = in_parts(out.revealed, confidence, self.reveal_per_step)
             for part in parts:
                 self.x = torch.where(part, out.prev_sample, self.x)
+                self.confidence = torch.where(part, confidence, self.confidence)
                 yield self.state(part, most, True)
-        self.x, self.changed = torch.where(out.revealed, out.prev_sample, self.x), bool(out.revealed.any())
+        self.x = torch.where(out.revealed | out.remasked, out.prev_sample, self.x)
+        self.confidence = torch.where(out.revealed, confidence, self.confidence)
+        self.confidence = torch.where(out.remasked, float("nan"), self.confidence)
+        self.changed = bool((out.revealed | out.remasked).any())
         self.finished = self.options.eos_early_stop and _finished(self.x, self.response, self.options, mask_id, end_id)
         if self.finished:
             left = self.x == mask_id
             self.x, revealed = torch.where(left, end_id, self.x), revealed | left
-        yield self.state(revealed, most, reused)
+        yield self.state(revealed, most, reused, out.remasked)
         self.count += 1
 
 
@@ -190,4 +211,4 @@ def text_steps(model, batch: TextBatch, images, options, generator=None, reuse_p
             grown = _grow(run.x, run.response, options, mask_id, model.end_token_id)
             if grown is None:
                 return
-            (run.x, run.response), run.changed = grown, True
+            run.grow(*grown)

@@ -9,7 +9,13 @@ Samplers (one interface, chosen by ``sampler``):
 - ``"confidence"``: reveal the positions whose most likely token is most probable; as many per
   step as the ancestral sampler reveals on average, plus every position whose confidence exceeds
   ``confidence_threshold`` when set.
-Both never change a position that is not masked, so prompt tokens stay fixed.
+- ``"remask"``: revisable text (ReMDM-conf, design §2.11). As ``"confidence"``, and each step but the last also
+  sends back to the mask the ``remask_ratio`` share of the committed tokens it may revise that were least
+  confident when committed, revealing as many more so that the masks left still follow the schedule. The model's
+  outputs at unmasked positions are untrained (SUBS copies the input), so a token is revised only by masking it
+  and predicting it again at the next step.
+Only ``"remask"`` changes a position that is not masked, and only one the caller marks revisable (a sampled
+token, never a prompt token or a given word).
 """
 
 from __future__ import annotations
@@ -24,13 +30,17 @@ from diffusers.utils import BaseOutput
 from .masked_diffusion import LogLinearNoise, gumbel_argmax, q_xt, uniform
 from .task_defaults import SAMPLERS
 
+REMASK_RATIO = 0.25  # share of the revisable committed tokens "remask" sends back per step (measured: docs §2.11)
+
 
 @dataclass
 class MaskedDiffusionStepOutput(BaseOutput):
-    """``prev_sample``: tokens at the next (less noisy) time (b, l); ``revealed``: positions unmasked now (b, l)."""
+    """``prev_sample``: tokens at the next (less noisy) time (b, l); ``revealed``: positions unmasked now (b, l);
+    ``remasked``: committed positions sent back to the mask now (b, l; none but with ``"remask"``)."""
 
     prev_sample: torch.LongTensor
     revealed: torch.BoolTensor
+    remasked: torch.BoolTensor | None = None
 
 
 class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
@@ -39,9 +49,12 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
     config_name = "scheduler_config.json"
 
     @register_to_config
-    def __init__(self, eps: float = 1e-3, sampler: str = "ancestral", confidence_threshold: float | None = None):
+    def __init__(self, eps: float = 1e-3, sampler: str = "ancestral", confidence_threshold: float | None = None,
+                 remask_ratio: float = REMASK_RATIO):
         if sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+        if not 0.0 <= remask_ratio <= 1.0:
+            raise ValueError(f"remask_ratio must be in [0, 1], got {remask_ratio}.")
         if confidence_threshold is not None and not 0.0 < confidence_threshold <= 1.0:
             raise ValueError(f"confidence_threshold must be in (0, 1], got {confidence_threshold}.")
         self.noise = LogLinearNoise(eps)
@@ -62,29 +75,47 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
 
     def step(
         self, log_probs: torch.Tensor, step_index: int, x_t: torch.Tensor, mask_token_id: int,
-        generator: torch.Generator | None = None, return_dict: bool = True,
+        generator: torch.Generator | None = None, return_dict: bool = True, confidence: torch.Tensor | None = None,
+        revisable: torch.Tensor | None = None,
     ) -> MaskedDiffusionStepOutput | tuple:
         """One reverse step from ``timesteps[step_index]`` to ``timesteps[step_index + 1]``.
 
         Args:
             log_probs: SUBS log p(x0 | x_t), shape (b, l, v).
             x_t: current tokens (b, l) containing ``mask_token_id`` at masked positions.
+            confidence, revisable (``"remask"`` only): the probability each committed token had when it was
+                committed, and which positions may be revised (b, l); without them nothing is revised.
         """
         t = float(self.timesteps[step_index])
         s = float(self.timesteps[step_index + 1])
         masked = x_t == mask_token_id
+        remask = torch.zeros_like(masked)
         if self.config.sampler == "ancestral":
             reveal = self._ancestral_reveal(masked, t, s, generator, x_t.device)
             candidates = gumbel_argmax(log_probs, generator)
         else:
             candidates = log_probs.argmax(-1)
-            confidence = torch.gather(log_probs, -1, candidates.unsqueeze(-1)).squeeze(-1).exp()
-            reveal = self._confident_reveal(masked, confidence, t, s)
+            likely = torch.gather(log_probs, -1, candidates.unsqueeze(-1)).squeeze(-1).exp()
+            extra = 0
+            if self.config.sampler == "remask" and confidence is not None and revisable is not None:
+                remask, extra = self._remask(masked, confidence, revisable & ~masked, t, s)
+            reveal = self._confident_reveal(masked, likely, t, s, extra)
         reveal = reveal & masked
         prev = torch.where(reveal, candidates, x_t)
+        prev = torch.where(remask, torch.full_like(prev, mask_token_id), prev)
         if not return_dict:
-            return (prev, reveal)
-        return MaskedDiffusionStepOutput(prev_sample=prev, revealed=reveal)
+            return (prev, reveal, remask)
+        return MaskedDiffusionStepOutput(prev_sample=prev, revealed=reveal, remasked=remask)
+
+    def _remask(self, masked: torch.Tensor, confidence: torch.Tensor, committed: torch.Tensor, t: float,
+                s: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The least confident ``remask_ratio`` share of the ``committed`` revisable tokens per row, no more than the
+        masks the schedule leaves after this step (none at the last); and how many that is per row (b, 1)."""
+        left = torch.floor(masked.sum(-1, keepdim=True) * s / t).long()  # masks after the step
+        r = torch.minimum(torch.floor(committed.sum(-1, keepdim=True) * self.config.remask_ratio).long(), left)
+        score = torch.where(committed, confidence, torch.full_like(confidence, float("inf")))
+        rank = score.argsort(dim=-1, stable=True).argsort(dim=-1)  # 0 = least confident
+        return committed & (rank < r), r
 
     @staticmethod
     def _ancestral_reveal(masked: torch.Tensor, t: float, s: float, generator, device) -> torch.Tensor:
@@ -92,10 +123,12 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         draw = uniform(tuple(masked.shape), generator, device)
         return draw < (t - s) / t if s > 0 else torch.ones_like(masked)
 
-    def _confident_reveal(self, masked: torch.Tensor, confidence: torch.Tensor, t: float, s: float) -> torch.Tensor:
-        """Reveal the k most confident masked positions per row, k = m - floor(m s / t) (at least one)."""
+    def _confident_reveal(self, masked: torch.Tensor, confidence: torch.Tensor, t: float, s: float,
+                          extra: torch.Tensor | int = 0) -> torch.Tensor:
+        """Reveal the k most confident masked positions per row, k = m - floor(m s / t) (at least one), plus
+        ``extra`` (as many as are remasked)."""
         m = masked.sum(-1, keepdim=True)  # (b, 1)
-        k = m - torch.floor(m * s / t).long()
+        k = m - torch.floor(m * s / t).long() + extra
         k = torch.where(m > 0, k.clamp(min=1), k)
         score = torch.where(masked, confidence, torch.full_like(confidence, -1.0))
         rank = score.argsort(dim=-1, descending=True, stable=True).argsort(dim=-1)  # 0 = most confident

@@ -72,7 +72,7 @@ def client(server):
 
 def spelled(tokens: list[dict], kind: str | None = None) -> str:
     """The text a tokens view shows (its answer part unless ``kind``), without spaces or end glyphs."""
-    words = [span["token"] for span in tokens if (span["class_or_confidence"] == "question") == (kind == "question")]
+    words = [span["token"] for span in tokens if (span["class_or_confidence"] == "given") == (kind == "question")]
     return "".join(words).replace("·", "").replace(" ", "")
 
 

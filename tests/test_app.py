@@ -9,6 +9,7 @@ from helpers import free_port
 from PIL import Image
 
 import app
+import app_inputs
 from ddit.presets import build_tiny_pipeline
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -55,7 +56,7 @@ def test_generate_streams_one_update_per_step(client):
     final = job.result()
     outputs = job.outputs()
     assert len(outputs) == 5 + 1  # one per step, then the final image with strip and GIF
-    assert Image.open(final[0]).size == (app.VIEW_SIDE, app.VIEW_SIDE)
+    assert Image.open(final[0]).size == (app_inputs.VIEW_SIDE, app_inputs.VIEW_SIDE)
     assert len(final[1]) == 5 and final[2].endswith(".gif")
     assert Image.open(final[2]).n_frames >= 5  # PIL merges the final frame when it equals the last preview
 
@@ -80,7 +81,7 @@ def test_chat_answers_and_keeps_the_question(client, pipe, image_file):
     assert history[0]["content"][0]["text"] == question
     answer = history[-1]["content"][0]["text"]
     assert answer.strip() and (answer == "(no answer)" or vocabulary_words(pipe, answer))
-    shown_question = "".join(s["token"] for s in tokens if s["class_or_confidence"] == "question").replace(" ", "")
+    shown_question = "".join(s["token"] for s in tokens if s["class_or_confidence"] == "given").replace(" ", "")
     assert shown_question == pipe.defaults.answer.question_template.format(question=question).replace(" ", "")
     # a follow-up about the same image keeps the conversation
     follow = client.predict(gradio_client.handle_file(image_file), "how many?", history, 3, "confidence", 1,
@@ -152,7 +153,7 @@ def test_pace_shows_one_step_token_by_token_with_the_same_answer(client, image_f
         client.predict(image, "what color?", [], 1, "confidence", 1, 9, api_name="/ask")
     for bad in (9, -1, "fast"):  # and ours, for calls that bypass it
         with pytest.raises(app.gr.Error, match="Pace must be"):
-            app.pace_seconds(bad)
+            app_inputs.pace_seconds(bad)
 
 
 def test_user_errors_are_logged_as_one_line(client, caplog, capfd):
@@ -165,8 +166,8 @@ def test_user_errors_are_logged_as_one_line(client, caplog, capfd):
 
 
 def test_stop_leaves_a_stopped_status():
-    assert app.stopped("step 30/100 · seed 3") == "stopped at step 30/100 · seed 3"
-    assert app.stopped("done: 4 steps") == "done: 4 steps"
+    assert app_inputs.stopped("step 30/100 · seed 3") == "stopped at step 30/100 · seed 3"
+    assert app_inputs.stopped("done: 4 steps") == "done: 4 steps"
 
 
 def test_a_full_queue_says_to_retry(pipe):
@@ -240,7 +241,7 @@ def test_the_app_starts_as_a_space_would(tmp_path):
                 assert proc.poll() is None, proc.stderr.read()
                 time.sleep(0.5)
         image, strip, gif, status = client.predict("a red circle", "", 2, 2.0, 0, False, api_name="/generate")
-        assert status.startswith("done: 2 steps") and Image.open(image).size == (app.VIEW_SIDE, app.VIEW_SIDE)
+        assert status.startswith("done: 2 steps") and Image.open(image).size == (app_inputs.VIEW_SIDE, app_inputs.VIEW_SIDE)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -186,7 +186,8 @@ def test_sweep_caps_steps_at_the_slot(tiny):
     assert caption_steps == {1, 4, tiny.defaults.caption.max_length}
     assert {r["steps"] for r in sweep["rows"] if r["task"] == "vqa"} == {1, tiny.defaults.answer.max_length}
     assert set(sweep["fewest_steps"]) == {"caption", "vqa"}
-    assert set(sweep["fewest_steps"]["vqa"]) == {"ancestral", "confidence"}
+    assert set(sweep["fewest_steps"]["vqa"]) == {"ancestral", "confidence", "remask"}
+    assert all(r["forward_passes"] >= 1 for r in sweep["rows"])
 
 
 def test_t2i_sweep_is_accuracy_against_passes(tiny):

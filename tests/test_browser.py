@@ -14,6 +14,7 @@ import pytest
 from helpers import free_port
 
 import app
+import app_inputs
 from ddit import DualDiffusionPipeline
 from ddit.cli import DEFAULT_MODEL
 
@@ -48,7 +49,7 @@ def url():
 def test_each_tab_in_a_real_browser(url, tmp_path):
     shots = Path(os.environ.get("DDIT_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    example = sorted((Path(app.EXAMPLES_DIR)).glob("*.png"))[0]
+    example = sorted((Path(app_inputs.EXAMPLES_DIR)).glob("*.png"))[0]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -164,8 +165,8 @@ def test_a_newcomers_first_clicks(url, tmp_path):
 
         page.get_by_role("tab", name="Generate").click()
         prompt = page.get_by_label("Prompt", exact=True)
-        page.get_by_text(app.EXAMPLE_PROMPTS[0], exact=True).first.click()
-        expect(prompt).to_have_value(app.EXAMPLE_PROMPTS[0])
+        page.get_by_text(app_inputs.EXAMPLE_PROMPTS[0], exact=True).first.click()
+        expect(prompt).to_have_value(app_inputs.EXAMPLE_PROMPTS[0])
         page.get_by_role("button", name="Generate").click()
         expect(page.get_by_text(re.compile(r"^done: \d+ steps? · ")).first).to_be_visible(timeout=60_000)
         no_visible_error(page)

@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(p for folder in ("ddit", "shapes_world", "train", "benchmarks", "evaluation", "tests")
-                 for p in (ROOT / folder).rglob("*.py")) + [ROOT / "app.py", ROOT / "app_inputs.py", ROOT / "space.py"]
+                 for p in (ROOT / folder).rglob("*.py")) + sorted(ROOT.glob("app*.py")) + [ROOT / "space.py"]
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 
@@ -24,7 +24,7 @@ def imported_packages(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("app.py", {"train"}), ("app_inputs.py", {"train"}), ("ddit", {"train", "shapes_world", "gradio"}), ("shapes_world", {"train", "gradio"}),
+    *((p.name, {"train"}) for p in sorted(ROOT.glob("app*.py"))), ("ddit", {"train", "shapes_world", "gradio"}), ("shapes_world", {"train", "gradio"}),
     ("train", {"gradio"}), ("evaluation", {"train", "gradio"}),
 ])
 def test_imports_point_one_way(package, forbidden):

@@ -94,6 +94,7 @@ def test_sd3_latents_with_a_taesd3_like_folder(tmp_path):
 @pytest.mark.slow  # the app: importing gradio takes seconds
 def test_the_app_option_and_the_generate_previews(plain_folder, tmp_path, monkeypatch):
     import app
+    import app_image
 
     solid_decoder().save_pretrained(tmp_path / "taesd")
     built = []
@@ -103,7 +104,7 @@ def test_the_app_option_and_the_generate_previews(plain_folder, tmp_path, monkey
     app.main(["--model", str(plain_folder), "--device", "cpu", "--preview-decoder", str(tmp_path / "taesd")])
     pipe = built[0]
     pipe.set_progress_bar_config(disable=True)
-    updates = list(app.generate(pipe, "a red circle", "", 2, 2.0, 0, False))
+    updates = list(app_image.generate(pipe, "a red circle", "", 2, 2.0, 0, False))
     previews = [np.asarray(update[0]) for update in updates[:-1]]
     assert len(previews) == 2 and all((p == (255, 0, 0)).all() for p in previews)
     assert not (np.asarray(updates[-1][0]) == (255, 0, 0)).all()  # the final image: the VAE's decode

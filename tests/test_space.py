@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "assets" / "ddit-shapes"
 EXAMPLE = ROOT / "assets" / "examples" / "scene_0.png"
 LIMIT = 10 * space.MB
-NEEDED_PY = {"app.py", "app_inputs.py", "ddit", "shapes_world"}  # first path parts of the .py files the app needs
+NEEDED_PY = {"app.py", "app_inputs.py", "app_image.py", "app_text.py", "app_score.py", "ddit", "shapes_world"}  # first path parts of the .py files the app needs
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from ..checks import MAX_TEXT_TOKENS, as_integer, check_steps
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("ancestral", "confidence")  # the text samplers (``ddit.text_scheduler``)
+SAMPLERS = ("ancestral", "confidence", "remask")  # the text samplers (``ddit.text_scheduler``)
+CONFIDENCE_SAMPLERS = ("confidence", "remask")  # reveal most confident first; ``threshold`` applies
 
 
 @dataclass
@@ -54,7 +55,9 @@ class TaskOptions:
 class TextOptions(TaskOptions):
     """How a text task decodes (all unset beyond the steps: the paper's fixed loop, ``ddit.text_sampling``).
 
-    ``threshold`` (confidence sampler) also commits every token at least this sure and ends a block once nothing
+    ``sampler``: ``"ancestral"`` (the paper's), ``"confidence"`` (most confident first) or ``"remask"`` (as
+    confidence, and committed tokens can be revised: each step sends the least confident of them back to the mask,
+    ``ddit.text_scheduler``). ``threshold`` (confidence samplers) also commits every token at least this sure and ends a block once nothing
     in it is masked; ``block_length`` decodes the slot left to right in blocks; ``max_new_tokens`` (with a block
     length) appends blocks until the text ends; ``eos_early_stop`` ends once every row has ended.
     """
@@ -72,7 +75,7 @@ class TextOptions(TaskOptions):
         """As ``TaskOptions.merged``; a saved threshold applies to the confidence sampler only (with another
         sampler it is dropped, so a default never breaks a sampler the caller picks)."""
         base = self
-        if (given.get("sampler") or self.sampler) != "confidence" and given.get("threshold") is None:
+        if (given.get("sampler") or self.sampler) not in CONFIDENCE_SAMPLERS and given.get("threshold") is None:
             base = dataclasses.replace(self, threshold=None)
         return TaskOptions.merged(base, **given)
 
@@ -85,8 +88,8 @@ class TextOptions(TaskOptions):
         if threshold is not None:
             if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold <= 1.0:
                 raise ValueError(f"`threshold` must be a probability in (0, 1] or None, got {threshold!r}.")
-            if self.sampler != "confidence":
-                raise ValueError(f"`threshold` needs the confidence sampler (sampler='confidence'), not "
+            if self.sampler not in CONFIDENCE_SAMPLERS:
+                raise ValueError(f"`threshold` needs the confidence sampler (sampler='confidence' or 'remask'), not "
                                  f"{self.sampler!r}.")
             threshold = float(threshold)
         block = None if block is None else _tokens(block, "block_length")
@@ -132,6 +135,6 @@ class Model:
     end_token_id: int
     encode_tokens: Callable  # token ids (b, l) -> text-encoder states (b, l, d)
     encode_prompt: Callable  # (prompts, max_sequence_length) -> states (b, l, d), each prompt padded to the length
-    encode_image: Callable  # loaded images -> normalised latents (b, c, h, w), each at ``resolution``
+    encode_image: Callable  # (loaded images, height=None, width=None) -> normalised latents (b, c, h, w)
     max_text_positions: int | None  # the text encoder's position table (None: no limit)
     stopped: Callable[[], bool]

@@ -1,7 +1,11 @@
 """Batched, seeded, resumable prediction: the items are cut into fixed batches, batch i samples with its own
 generator seeded from (seed, i), and finished batches are skipped on a rerun, so an interrupted and resumed run
 predicts exactly what an uninterrupted one does. (A run extended after a ``--limit`` that is not a multiple of
-``--batch`` samples the rest of the cut batch as a smaller batch: valid predictions, not bit-identical ones.)"""
+``--batch`` samples the rest of the cut batch as a smaller batch: valid predictions, not bit-identical ones.)
+
+Several processes deal out whole batches, never single items: a batch's generator and its items are the same
+whichever process samples it, so N processes predict exactly what one does (a prediction depends on the seed,
+the batch size and the item's place in the data, never on the number of processes)."""
 
 from __future__ import annotations
 
@@ -32,17 +36,31 @@ def fixed_batches(items: list[Item], size: int) -> Iterator[tuple[int, list[Item
         yield index, items[start:start + size]
 
 
+def share_of_batches(items: list[Item], size: int, done: dict[str, Any], rank: int = 0,
+                     processes: int = 1) -> list[tuple[int, list[Item]]]:
+    """The batches process ``rank`` of ``processes`` samples: the batches with an item not in ``done``, in order,
+    dealt round-robin (the k-th of them goes to process k % processes). Every process, given the same ``done``,
+    computes the same deal. One process: every batch (finished ones are skipped when predicting)."""
+    if processes == 1:
+        return list(fixed_batches(items, size))
+    pending = [(index, chunk) for index, chunk in fixed_batches(items, size)
+               if any(item.key not in done for item in chunk)]
+    return pending[rank::processes]
+
+
 def predict_all(pipe, items: list[Item], store: PredictionStore, done: dict[str, Any], predict: Predictor,
-                batch: int, seed: int, desc: str) -> dict[str, Any]:
-    """Predict every item not in ``done``, appending each finished batch to ``store``; returns all predictions.
+                batch: int, seed: int, desc: str, rank: int = 0, processes: int = 1) -> dict[str, Any]:
+    """Predict every item not in ``done`` of this process's batches (``share_of_batches``: all of them for one
+    process), appending each finished batch to ``store``; returns ``done`` and the new predictions.
 
     On any interruption it says how far the run got (the saved batches are kept) and re-raises.
     """
     done = dict(done)
-    keys = {item.key for item in items}
-    bar = tqdm(total=len(items), initial=len(keys & done.keys()), desc=desc, unit="item", dynamic_ncols=True)
+    share = share_of_batches(items, batch, done, rank, processes)
+    keys = {item.key for _, chunk in share for item in chunk}
+    bar = tqdm(total=len(keys), initial=len(keys & done.keys()), desc=desc, unit="item", dynamic_ncols=True)
     try:
-        for index, chunk in fixed_batches(items, batch):
+        for index, chunk in share:
             todo = [item for item in chunk if item.key not in done]
             if not todo:
                 continue
@@ -59,7 +77,7 @@ def predict_all(pipe, items: list[Item], store: PredictionStore, done: dict[str,
     except BaseException:
         bar.close()
         finished = len(keys & done.keys())
-        print(f"stopped: {finished} of {len(items)} items predicted and saved in {store.path}; "
+        print(f"stopped: {finished} of {len(keys)} items predicted and saved in {store.path}; "
               "rerun the same command to resume", file=sys.stderr)
         raise
     bar.close()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from ddit.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from ddit.task_defaults import SAMPLERS
 
 
 def benchmark_parser(name: str, description: str) -> argparse.ArgumentParser:
-    """A parser with the common options: --model, --out, --batch, --limit, --seed, --device."""
+    """A parser with the common options: --model, --out, --batch, --limit, --seed, --device, --dtype."""
     parser = argparse.ArgumentParser(prog=f"python -m evaluation.{name}", description=description)
     parser.add_argument("--model", required=True, help="pipeline folder (ours or a released D-DiT checkpoint)")
     parser.add_argument("--out", required=True,
@@ -18,6 +19,7 @@ def benchmark_parser(name: str, description: str) -> argparse.ArgumentParser:
                         help="only the first N items (a quick look; the results say they are a subset)")
     parser.add_argument("--seed", type=int, default=0, help="seed; batch i samples with a generator from (seed, i)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help=DTYPE_HELP)
     return parser
 
 

@@ -1,6 +1,10 @@
 """A benchmark run from data to results: limit, check images, load the model, save the settings, predict
 (resumably), score, export, print and save ``results.json``. Each command builds a :class:`Task` and calls
-``run_task`` inside ``command_main``, which turns bad input into a one-line error."""
+``run_task`` inside ``command_main``, which turns bad input into a one-line error.
+
+Under ``accelerate launch --num_processes N`` the run is data parallel: each process loads the model on its own
+device and samples its share of the batches (``share_of_batches``) into its own ``predictions.rank{r}.jsonl``;
+the main process alone writes the settings, merges the files into ``predictions.jsonl`` and scores."""
 
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ from .batches import Predictor, predict_all
 from .errors import DataError
 from .items import Item, check_images, limit_items, some_ids
 from .options import check_common
-from .settings import build_settings, describe, save_settings
-from .store import PREDICTIONS_FILE, PredictionStore
+from .processes import process_device, process_state
+from .settings import build_settings, check_settings, describe, write_settings
+from .store import PREDICTIONS_FILE, PredictionStore, merge_predictions, shard_file, shard_paths, stored_predictions
 
 RESULTS_FILE = "results.json"
 
@@ -55,12 +60,14 @@ def run_command(parser: argparse.ArgumentParser, build_task: Callable[[argparse.
     return command_main(lambda: run_task(args, build_task(args)))
 
 
-def load_pipeline(model: str, device: str | None):
-    """The pipeline in ``model`` with its progress bars off; an unreadable folder is a :class:`DataError`."""
+def load_pipeline(model: str, device: str | None, dtype: str | None = None):
+    """The pipeline in ``model`` in ``dtype`` (``--dtype``'s names; None/"auto": the loader's choice) with its
+    progress bars off; an unreadable folder is a :class:`DataError`."""
     from ddit import DualDiffusionPipeline
+    from ddit.dtypes import parse_dtype
 
     try:
-        pipe = DualDiffusionPipeline.from_pretrained(model, device=device)
+        pipe = DualDiffusionPipeline.from_pretrained(model, device=device, torch_dtype=parse_dtype(dtype))
     except (OSError, ValueError, KeyError) as err:
         raise DataError(f"{model}: cannot load the model ({type(err).__name__}: {err})") from None
     pipe.set_progress_bar_config(disable=True)
@@ -68,7 +75,8 @@ def load_pipeline(model: str, device: str | None):
 
 
 def run_task(args: argparse.Namespace, task: Task) -> dict:
-    """Predict every item of ``task`` not yet in ``args.out``, then score, export and save; returns the results."""
+    """Predict every item of ``task`` not yet in ``args.out``, then score, export and save; returns the results
+    (in a run of several processes: on the main process; the others return ``{}``)."""
     items = limit_items(task.items, args.limit)
     check_images(items)
     out = Path(args.out)
@@ -76,17 +84,36 @@ def run_task(args: argparse.Namespace, task: Task) -> dict:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"{out}: cannot be the output folder ({err.strerror or err})") from None
-    pipe = load_pipeline(args.model, args.device)
+    state = process_state(args.device)
+    rank, processes, main = state.process_index, state.num_processes, state.is_main_process
+    pipe = load_pipeline(args.model, process_device(state, args.device), getattr(args, "dtype", None))
     settings = build_settings(args, task.name, pipe, task.options, task.data, len(items), len(task.items))
-    print(describe(settings), flush=True)
-    store = PredictionStore(out / PREDICTIONS_FILE)
-    done = store.load()
-    save_settings(out, settings, resuming=bool(done))
-    if any(item.key not in done for item in items):
-        (out / RESULTS_FILE).unlink(missing_ok=True)  # results of an earlier, smaller run would not match
-    if task.prepare is not None:
-        task.prepare(out, items)
-    predictions = predict_all(pipe, items, store, done, task.predict, args.batch, args.seed, task.name)
+    if processes > 1:
+        settings["processes"] = processes
+    if getattr(args, "dtype", "auto") != "auto":  # recorded when chosen, so a resumed run never mixes dtypes
+        settings["dtype"] = args.dtype
+    if main:
+        print(describe(settings), flush=True)
+    # every process reads the folder (and refuses what does not match) before any of them changes it
+    done = stored_predictions(out)
+    check_settings(out, settings, resuming=bool(done))
+    state.wait_for_everyone()
+    if main:
+        write_settings(out, settings)
+        if any(item.key not in done for item in items):
+            (out / RESULTS_FILE).unlink(missing_ok=True)  # results of an earlier, smaller run would not match
+        if task.prepare is not None:
+            task.prepare(out, items)
+    state.wait_for_everyone()  # the settings and the benchmark's folders are in place
+    store = PredictionStore(out / (PREDICTIONS_FILE if processes == 1 else shard_file(rank)))
+    store.load()  # drops a line a kill cut short, before appending
+    desc = task.name if processes == 1 else f"{task.name} [process {rank + 1}/{processes}]"
+    predictions = predict_all(pipe, items, store, done, task.predict, args.batch, args.seed, desc, rank, processes)
+    state.wait_for_everyone()  # every process's predictions are saved
+    if not main:
+        return {}
+    if processes > 1 or shard_paths(out):
+        predictions = merge_predictions(out, [item.key for item in task.items])
     return finish(out, task, items, predictions, settings)
 
 

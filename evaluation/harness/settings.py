@@ -1,7 +1,8 @@
 """The exact settings of a run: printed at the start and saved as ``settings.json`` beside the results.
 
 A rerun into the same folder resumes only with the same settings: predictions made with another model, seed,
-batch size, sampler or data are never mixed in. ``--limit`` and ``--device`` may change between runs.
+batch size, sampler or data are never mixed in. ``--limit``, ``--device`` and the number of processes may change
+between runs (a run of several processes records ``processes``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from .errors import DataError
 
 SETTINGS_FILE = "settings.json"
-MAY_CHANGE = ("limit", "device", "items")  # a resumed run may differ in these
+MAY_CHANGE = ("limit", "device", "items", "processes")  # a resumed run may differ in these
 
 
 def build_settings(args: argparse.Namespace, benchmark: str, pipe, options: dict, data: dict,
@@ -41,6 +42,18 @@ def describe(settings: dict[str, Any]) -> str:
 
 def save_settings(out: Path, settings: dict[str, Any], resuming: bool) -> None:
     """Write ``settings.json``; when resuming, first check that the stored predictions were made the same way."""
+    check_settings(out, settings, resuming)
+    write_settings(out, settings)
+
+
+def write_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write ``settings.json`` (after ``check_settings``)."""
+    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def check_settings(out: Path, settings: dict[str, Any], resuming: bool) -> None:
+    """When resuming, raise :class:`DataError` unless the stored predictions were made with ``settings``. Reads
+    only: every process of a run checks, the main process writes."""
     path = out / SETTINGS_FILE
     if resuming and path.exists():
         try:
@@ -52,7 +65,6 @@ def save_settings(out: Path, settings: dict[str, Any], resuming: bool) -> None:
         if changed:
             raise DataError(f"{path}: the predictions in {out} were made with other settings "
                             f"({', '.join(changed)} differ); use another --out, or the same settings to resume")
-    path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _resolved(value: Any) -> Any:

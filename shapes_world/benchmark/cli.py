@@ -1,5 +1,5 @@
 """``python -m shapes_world.benchmark --model PATH [--n N] [--json OUT] [--batch B] [--perturb P] [--sweep]
-[--threshold-sweep] [--t2i-sweep] [--tasks t2i,caption,vqa,yesno] [--speed-items K] [--seed S]
+[--threshold-sweep] [--t2i-sweep] [--tasks t2i,caption,vqa,yesno,infill,score,inpaint,revise] [--speed-items K] [--seed S]
 [--caption-sampler S] [--caption-steps K] [--answer-sampler S] [--answer-steps K]``: the Shapes-World benchmark."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from ..scene import BENCHMARK_SEED
 from .items import PERTURBATIONS
 from .report import markdown, report, settings_line
 from .sweeps import sweep_t2i, sweep_text_steps, sweep_text_thresholds
+from .dual import evaluate_infill, evaluate_inpaint, evaluate_revise, evaluate_scoring
 from .tasks import evaluate_caption, evaluate_t2i, evaluate_vqa, evaluate_yes_no, measure_speed
 
-TASKS = ("t2i", "caption", "vqa", "yesno")
+TASKS = ("t2i", "caption", "vqa", "yesno")  # the paper's tables (the default)
+DUAL_TASKS = ("infill", "score", "inpaint", "revise")  # what only a dual diffusion model can do (``dual``)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="accuracy and forward passes against the confidence threshold, without and with early "
                              "stop (at most --caption-steps/--answer-steps steps, default the model's)")
     parser.add_argument("--t2i-sweep", action="store_true", help="T2I against guidance and image steps")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
+    parser.add_argument("--tasks", default=",".join(TASKS),
+                        help="comma-separated, from " + ",".join(TASKS + DUAL_TASKS) + " (default: the first four)")
     parser.add_argument("--speed-items", type=int, default=10, help="items timed per task (0: no speed)")
     parser.add_argument("--seed", type=int, default=BENCHMARK_SEED,
                         help="item seed (default: the benchmark's); another one gives a held-out set")
@@ -55,8 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    if not tasks or set(tasks) - set(TASKS):
-        parser.error(f"--tasks must name some of {', '.join(TASKS)}, got {args.tasks!r}")
+    if not tasks or set(tasks) - set(TASKS + DUAL_TASKS):
+        parser.error(f"--tasks must name some of {', '.join(TASKS + DUAL_TASKS)}, got {args.tasks!r}")
     if min(args.n, args.batch) < 1 or any(k is not None and k < 1 for k in (args.answer_steps, args.caption_steps)) \
             or args.speed_items < 0:
         parser.error("--n, --batch, --caption-steps and --answer-steps must be positive, --speed-items at least 0")
@@ -76,8 +79,15 @@ def main(argv: list[str] | None = None) -> dict:
         results["vqa"] = evaluate_vqa(pipe, **common, **answering)
     if "yesno" in tasks:
         results["yesno"] = evaluate_yes_no(pipe, **common, **answering)
-    if args.speed_items > 0:
-        timed = tuple(name for task, name in zip(TASKS, ("image", "caption", "answer")) if task in tasks)
+    for task, evaluate in (("infill", evaluate_infill), ("inpaint", evaluate_inpaint)):
+        if task in tasks:
+            results[task] = evaluate(pipe, **common)
+    if "score" in tasks:
+        results["score"] = evaluate_scoring(pipe, args.n, args.seed)
+    if "revise" in tasks:
+        results["revise"] = evaluate_revise(pipe, **common, perturb=args.perturb)
+    timed = tuple(name for task, name in zip(TASKS, ("image", "caption", "answer")) if task in tasks)
+    if args.speed_items > 0 and timed:
         results["speed"] = measure_speed(pipe, args.speed_items, args.seed, timed)
     text_tasks = tuple(t for t in ("caption", "vqa") if t in tasks)
     if args.sweep and text_tasks:

@@ -74,12 +74,45 @@ def report(results: dict) -> str:
         out.append(("Confidence sampler: accuracy (%) and forward passes per item against the threshold "
                     "(caption: exact, vqa: overall; steps: the most)",
                     table(["task", "threshold", "early stop", "steps", "accuracy", "passes"], body)))
+    out.extend(dual_tables(results, table))
     if "t2i_sweep" in results:
         sweep = results["t2i_sweep"]
         title = (f"T2I against transformer passes per image (first row: the reference; fewest within "
                  f"{100 * sweep['tolerance']:g} pt of it: {sweep['fewest_passes']} passes)")
         out.append((title, _t2i_curve(sweep, table)))
     return "\n\n".join(f"{title}\n{body}" for title, body in out)
+
+
+def _passes(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def dual_tables(results: dict, render) -> list[tuple[str, str]]:
+    """(title, table) of the in-fill, scoring, in-painting and revisable-text results, through ``render``."""
+    out = []
+    if "infill" in results:
+        r = results["infill"]
+        out.append((f"In-fill, 1-3 attribute words of the true caption blanked (n={r['n']})", render(
+            ["in-fill exact %", "plain caption exact %", "rows that changed a given word"],
+            [[_pct(r["exact"]), _pct(r["plain_caption_exact"]), str(r["changed_given"])]])))
+    if "score" in results:
+        r = results["score"]
+        out.append((f"Scoring, the true one among {r['candidates']} (n={r['n']}), top-1 %", render(
+            ["passes per candidate", "texts for an image", "images for a caption"],
+            [[str(row["passes"]), _pct(row["texts_top1"]), _pct(row["images_top1"])] for row in r["rows"]])))
+    if "inpaint" in results:
+        r = results["inpaint"]
+        out.append((f"In-painting one object's cell to a changed colour or shape (n={r['n']})", render(
+            ["success %", "kept-region error /255 (returned)", "kept-region error /255 (decoded)"],
+            [[_pct(r["success"]), f"{r['kept_error_pasted']:.2f}", f"{r['kept_error_decoded']:.2f}"]])))
+    if "revise" in results:
+        r = results["revise"]
+        body = [[row["task"], str(row["steps"]), row["sampler"], _pct(row["accuracy"]), _passes(row["forward_passes"])]
+                for row in r["rows"]]
+        out.append((f"Revisable text (remask) beside the confidence sampler (n={r['n']}, perturb {r['perturb']}; "
+                    "caption: exact, vqa: overall)", render(["task", "steps", "sampler", "accuracy %", "passes"],
+                                                            body)))
+    return out
 
 
 def _t2i_curve(sweep: dict, render) -> str:
@@ -145,6 +178,7 @@ def markdown(results: dict) -> str:
         keys = ("accuracy", "precision", "recall", "f1", "yes_ratio")
         out.append(_md(["Yes/no (POPE-style), %", "accuracy", "precision", "recall", "F1", "yes ratio"],
                        [[s] + [_pct(r[s][k]) for k in keys] for s in POPE_SETTINGS]))
+    out.extend(f"**{title}**\n\n{body}" for title, body in dual_tables(results, _md))
     if "t2i_sweep" in results:
         out.append(_t2i_curve(results["t2i_sweep"], _md))
     return "\n\n".join(out)

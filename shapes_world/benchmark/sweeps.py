@@ -30,7 +30,8 @@ def fewest_steps(accuracy_by_steps: dict[int, float], tolerance: float = SWEEP_T
 
 def sweep_text_steps(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_SEED, perturb: str = "none",
                      steps: tuple[int, ...] = SWEEP_STEPS, tasks: tuple[str, ...] = ("caption", "vqa")) -> dict:
-    """Caption exact match and VQA overall accuracy against text steps (capped at the slot length), per sampler.
+    """Caption exact match and VQA overall accuracy, and mean transformer passes per item, against text steps
+    (capped at the slot length), per sampler (``"remask"``: the revisable one beside the others).
 
     ``fewest_steps[task][sampler]`` is the fewest steps that lose less than SWEEP_TOLERANCE against that
     sampler's best.
@@ -41,9 +42,11 @@ def sweep_text_steps(pipe, n: int = 200, batch: int = 32, seed: int = BENCHMARK_
     for task in tasks:
         evaluate, key, slot = plan[task]
         for sampler in SAMPLERS:
-            found = [{"task": task, "sampler": sampler, "steps": s,
-                      "accuracy": evaluate(pipe, n, batch, seed, perturb, steps=s, sampler=sampler)[key]}
-                     for s in sorted({min(k, slot) for k in steps})]
+            found = []
+            for s in sorted({min(k, slot) for k in steps}):
+                r = evaluate(pipe, n, batch, seed, perturb, steps=s, sampler=sampler)
+                found.append({"task": task, "sampler": sampler, "steps": s, "accuracy": r[key],
+                              "forward_passes": r["forward_passes"]})
             fewest.setdefault(task, {})[sampler] = fewest_steps({r["steps"]: r["accuracy"] for r in found})
             rows.extend(found)
     return {"rows": rows, "fewest_steps": fewest, "tolerance": SWEEP_TOLERANCE}
