@@ -104,7 +104,9 @@ def edit(pipe, editor, prompt, steps, guidance, strength, seed):
     seen = upscale(resize_and_center_crop(mask, side, resample=Image.NEAREST).convert("RGB"))
     for preview, strip, gif, status in stream_images(
             pipe, steps_iter, seed, lambda latents: pipe.decode_inpainted(latents, image, mask)[0]):
-        yield preview, strip, gif, status, seen
+        # the mask once, at the end: the same image sent every step is rewritten in gradio's cache while a client
+        # may still be downloading it (a truncated response, seen in the server log)
+        yield preview, strip, gif, status, gr.skip() if strip is None else seen
 
 
 def fresh_canvas():

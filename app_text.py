@@ -188,7 +188,7 @@ def caption_tab(pipe: DualDiffusionPipeline, domain: Domain) -> None:
     event = go.click(partial(caption, pipe), [image, steps, length, sampler, seed, pace, template, colour],
                      [tokens, text, replay_slider, history, status], api_name="caption", **HEAVY)
     replay_slider.change(replay, [replay_slider, history, colour], [tokens], queue=False)
-    colour.change(replay, [replay_slider, history, colour], [tokens], queue=False)
+    colour.change(replay, [replay_slider, history, colour], [tokens], queue=False, api_name=False)
     # cancel first, then say where it stopped: an update still in flight cannot overwrite the message
     stop.click(None, None, None, cancels=[event], queue=False).then(stopped, status, status, queue=False)
 

@@ -58,6 +58,7 @@ def test_the_page_has_the_new_tabs(pipe):
 def test_edit_streams_each_step_and_keeps_the_unpainted_half(pipe, scene):
     updates = list(app_image.edit(pipe, editor_value(scene), "a red circle", 3, 2.0, 1.0, 0))
     assert len(updates) == 3 + 1
+    assert all(isinstance(u[4], dict) for u in updates[:-1])  # gr.skip(): the mask is sent once, at the end
     final, strip, gif, status, mask = updates[-1]
     assert status.startswith("done: 3 steps") and len(strip) == 3 and gif.endswith(".gif")
     shown = np.asarray(final.resize((16, 16), Image.NEAREST)).astype(int)

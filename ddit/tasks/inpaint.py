@@ -28,7 +28,11 @@ class InpaintOptions(GenerateOptions):
     strength: float = 1.0
 
     def checked(self):
-        return dataclasses.replace(GenerateOptions.checked(self), strength=check_strength(self.strength))
+        checked = dataclasses.replace(GenerateOptions.checked(self), strength=check_strength(self.strength))
+        if int(checked.num_inference_steps * checked.strength) < 1:  # diffusers' rule: the last floor(N s) steps run
+            raise ValueError(f"`strength` {checked.strength:g} of {checked.num_inference_steps} steps leaves no step "
+                             "to run; raise either.")
+        return checked
 
 
 @dataclass
