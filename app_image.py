@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from ddit import DualDiffusionPipeline
 
 MAX_FRAMES = 50  # the most steps the strip and the GIF show (evenly spaced beyond that)
-EDIT_HELP = ("Paint over what should change (white in the mask: repainted); the rest is kept as it is. Describe the "
-             "whole picture as it should be.")
+BRUSH = "#ff3ea5"  # any painted pixel is repainted, whatever its colour: this one shows on white scenes
+EDIT_HELP = ("Paint over what should change (the brush; painted = repainted, white in the mask); the rest is kept as "
+             "it is. Describe the whole picture as it should be.")
 
 
 def upscale(image: Image.Image, side: int = VIEW_SIDE) -> Image.Image:
@@ -168,11 +169,13 @@ def edit_tab(pipe: DualDiffusionPipeline, domain: Domain) -> None:
         with gr.Column():
             editor = gr.ImageEditor(label="Image: paint what should change", type="numpy", image_mode="RGBA",
                                     height=VIEW_SIDE + 120, canvas_size=(VIEW_SIDE, VIEW_SIDE),
-                                    brush=gr.Brush(default_size=VIEW_SIDE // 8, colors=["#ffffff"],
+                                    brush=gr.Brush(default_size=VIEW_SIDE // 8, colors=[(BRUSH, 0.6)],
                                                    color_mode="fixed"),
                                     transforms=(), layers=False, sources=("upload", "clipboard"))
             gr.Markdown(EDIT_HELP)
             drawn = gr.Markdown()
+            if domain.shapes_world:
+                draw = gr.Button("Draw a new scene to edit")
             prompt = gr.Textbox(label="Prompt", placeholder=domain.prompt_placeholder)
             steps, guidance = image_settings(pipe.defaults)
             with gr.Row():
@@ -186,7 +189,6 @@ def edit_tab(pipe: DualDiffusionPipeline, domain: Domain) -> None:
             mask_out = gr.Image(label="The mask at the model's size (white = repainted)", type="pil",
                                 height=VIEW_SIDE // 2, elem_classes=["pixel-view"])
     if domain.shapes_world:
-        draw = gr.Button("Draw a new scene to edit")
         draw.click(fresh_canvas, None, [editor, prompt, drawn], queue=False)
     event = go.click(partial(edit, pipe), [editor, prompt, steps, guidance, strength, seed],
                      [image_out, strip, gif, status, mask_out], api_name="edit", **HEAVY)

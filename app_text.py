@@ -30,6 +30,8 @@ BANDS = (("sure (p ≥ 0.9)", 0.9), ("fairly sure (0.5-0.9)", 0.5), ("unsure (p 
 COLORS = {"masked": "#d0d0d0", "new": "#ffb347", "given": "#9ec5fe",
           BANDS[0][0]: "#8fd19e", BANDS[1][0]: "#ffe08a", BANDS[2][0]: "#f5a3a3"}
 VIEWS = ("confidence", "new this step")  # what the token colours show
+LEGENDS = {VIEWS[0]: {k: v for k, v in COLORS.items() if k != "new"},  # each colouring's legend: its own labels
+           VIEWS[1]: {k: COLORS[k] for k in ("masked", "new", "given")}}
 VIEW_HELP = ("Token colours: confidence = the probability the model gave a token when it committed it; "
              "new this step = the tokens revealed by the step shown.")
 CHAT_NOTE = ("Each question is answered on its own: the model was trained on single question–answer pairs, so "
@@ -67,6 +69,11 @@ def token_view(pipe: DualDiffusionPipeline, state: TextStep, row: int = 0,
     return [(text.strip() + " ", label) for text, label in view]  # spaced: unlabelled spans would run together
 
 
+def shown(view: list, colour: str) -> dict:
+    """An update of a token box: ``view`` with the legend of its colouring."""
+    return gr.update(value=view, color_map=LEGENDS.get(colour, LEGENDS[VIEWS[0]]))
+
+
 def views(pipe, state) -> dict:
     """The step's token view in each colouring (kept for the replay slider and the toggle)."""
     return {colour: token_view(pipe, state, colour=colour) for colour in VIEWS}
@@ -89,7 +96,7 @@ def caption(pipe, image, steps, length, sampler, seed, pace=0, template="", colo
         if "_" not in template.split():
             raise user_error("The template has no blank: write _ for each word the model should fill, e.g. "
                              "“a _ red _ at the top left”.")
-        warn_unknown_words(pipe, template.replace(" _ ", " "))
+        warn_unknown_words(pipe, " ".join(w for w in template.split() if w != "_"))
         steps_iter = start(lambda: pipe.iter_infill(image, template.strip(), **options))
     else:
         steps_iter = start(lambda: pipe.iter_caption(image, max_length=number(length, "Length"), **options))
@@ -98,9 +105,9 @@ def caption(pipe, image, steps, length, sampler, seed, pace=0, template="", colo
         seconds += secs
         history.append(views(pipe, state))
         status = f"step {state.step + 1}/{state.num_steps}"
-        yield history[-1][colour], pipe.decode_text(state)[0], gr.Slider(visible=False), history, status
+        yield shown(history[-1][colour], colour), pipe.decode_text(state)[0], gr.Slider(visible=False), history, status
     text, stats = pipe.decode_text(state)[0], text_stats(pipe, state, seconds)
-    yield history[-1][colour], text, replay_control(len(history)), history, stats
+    yield shown(history[-1][colour], colour), text, replay_control(len(history)), history, stats
 
 
 def replay_control(shown: int) -> gr.Slider:
@@ -113,10 +120,11 @@ def replay_control(shown: int) -> gr.Slider:
 
 def replay(step, history, colour=VIEWS[0]):
     """The tokens as they were after replay step ``step`` (the last one when the slider is hidden)."""
+    colour = colour if colour in VIEWS else VIEWS[0]
     if not history:
-        return gr.HighlightedText()
+        return gr.update(color_map=LEGENDS[colour])
     step = len(history) if step is None else int(step)
-    return history[max(0, min(len(history), step)) - 1][colour if colour in VIEWS else VIEWS[0]]
+    return shown(history[max(0, min(len(history), step)) - 1][colour], colour)
 
 
 @on_gpu
@@ -137,9 +145,9 @@ def chat(pipe, image, message, history, steps, sampler, seed, pace=0, colour=VIE
         view = token_view(pipe, state, colour=colour)
         answer = " ".join(t.strip() for t, label in view if label != "given" and t.strip() != END_GLYPH)
         history[-1] = {"role": "assistant", "content": answer}
-        yield history, view, "", f"step {state.step + 1}/{state.num_steps}"
+        yield history, shown(view, colour), "", f"step {state.step + 1}/{state.num_steps}"
     history[-1] = {"role": "assistant", "content": pipe.decode_text(state)[0] or "(no answer)"}
-    yield history, view, "", text_stats(pipe, state, seconds)
+    yield history, shown(view, colour), "", text_stats(pipe, state, seconds)
 
 
 def fresh_scene():
@@ -151,7 +159,7 @@ def fresh_scene():
 
 # ----------------------------------------------------------------------------- layout
 def token_box(label: str) -> gr.HighlightedText:
-    return gr.HighlightedText(label=label, color_map=COLORS, show_legend=True, combine_adjacent=False)
+    return gr.HighlightedText(label=label, color_map=LEGENDS[VIEWS[0]], show_legend=True, combine_adjacent=False)
 
 
 def colour_toggle() -> Radio:
