@@ -15,7 +15,7 @@ file over 10 MB, nor a binary one over about 1 MB, that is not in its Git LFS/Xe
 weights are one 14.8 MB file, and the history holds earlier weights. ``hf upload`` sends no history and puts
 the binary files in that storage itself.
 
-The folder holds app.py, app_inputs.py, the ``ddit`` and ``shapes_world`` packages (their .py files only),
+The folder holds app.py, app_inputs.py, the tabs' app_*.py, the ``ddit`` and ``shapes_world`` packages (their .py files only),
 assets/examples/, requirements.txt, a README.md whose YAML header is this repository's (the Space config), and
 the model, re-saved with ``save_pretrained(max_shard_size=...)`` so that every weight file is at most
 ``--max-file-mb`` MB (10^6 bytes); its other files (card, benchmarks, configs, tokenizer) are copied as they
@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-CODE_FILES = ("app.py", "app_inputs.py", "app_image.py", "app_text.py", "app_score.py", "requirements.txt")  # what the Space runs and installs
+CODE_FILES = ("app.py", "app_inputs.py", "app_image.py", "app_text.py", "app_score.py",  # what the Space runs
+              "requirements.txt")  # and installs
 PACKAGES = ("ddit", "shapes_world")  # everything app.py imports at startup lives in these two
 DATA_FOLDERS = ("assets/examples",)  # the app's example images (app.EXAMPLES_DIR) and prompts
 # the model folder's files that are not weights: the card, its benchmark results and its configs, copied as is
@@ -80,7 +81,7 @@ def python_files(package: Path):
 
 
 def copy_code(out: Path) -> int:
-    """app.py, app_inputs.py, requirements.txt, the packages' .py files and the example assets; returns a count."""
+    """app.py and its tab modules, requirements.txt, the packages' .py files and the example assets; returns a count."""
     sources = [ROOT / name for name in CODE_FILES]
     sources += [path for package in PACKAGES for path in python_files(ROOT / package)]
     sources += [path for folder in DATA_FOLDERS for path in sorted((ROOT / folder).rglob("*")) if path.is_file()]
