@@ -75,6 +75,14 @@ def test_card_tables_are_the_measured_ones_at_the_shipped_defaults():
     assert (painted["settings"]["n"], painted["settings"]["seed"]) == (200, BENCHMARK_SEED)
     tables = markdown(painted).split("\n\n")
     assert len(tables) == 3 and all(table in card for table in tables)  # captions, VQA, yes/no
+    dual = json.loads((MODEL / "benchmark_dual.json").read_text())  # in-fill, scoring, in-painting, revisable text
+    assert measured_at(dual) == shipped and dual["settings"]["tasks"] == ["infill", "score", "inpaint", "revise"]
+    assert (dual["settings"]["n"], dual["settings"]["seed"], dual["settings"]["perturb"]) == (200, BENCHMARK_SEED,
+                                                                                           "none")
+    assert all(table in card for table in markdown(dual).split("\n\n"))
+    dual_paint = json.loads((MODEL / "benchmark_dual_paint.json").read_text())
+    assert measured_at(dual_paint) == shipped and dual_paint["settings"]["perturb"] == "paint"
+    assert all(table in card for table in markdown(dual_paint).split("\n\n"))
     assert "bash train/bundled_model.sh" in card and (MODEL.parent.parent / "train" / "bundled_model.sh").is_file()
 
 
