@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from test_acceptance import EXAMPLES, IMAGE_STATS, MAX_STEPS, STATS, caption, client, server  # noqa: F401
+import test_acceptance as base
+from test_acceptance import EXAMPLES, IMAGE_STATS, MAX_STEPS, STATS, caption
 
 import shapes_world as sw
 from shapes_world.benchmark.dual import cell_mask, changed, distractors
@@ -17,6 +18,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import handle_file  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the bundled model behind a real server
+server, client = base.server, base.client  # the same fixtures, a server of this module's own
 SIDE = 256  # the editor shows scenes at 4x
 
 
@@ -149,7 +151,7 @@ def test_score_mistakes_are_named(client):
         client.predict("a red circle", [handle_file(str(EXAMPLES[0]))], api_name="/rank_images")
 
 
-def test_the_server_log_has_no_traceback(server):  # noqa: F811
+def test_the_server_log_has_no_traceback(server):
     """Last: every mistake above was handled, none crashed a handler."""
     text = server[1].read_text()
     assert "Traceback" not in text and "exception" not in text.lower(), text[-3000:]
