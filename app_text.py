@@ -69,9 +69,11 @@ def token_view(pipe: DualDiffusionPipeline, state: TextStep, row: int = 0,
     return [(text.strip() + " ", label) for text, label in view]  # spaced: unlabelled spans would run together
 
 
-def shown(view: list, colour: str) -> dict:
-    """An update of a token box: ``view`` with the legend of its colouring."""
-    return gr.update(value=view, color_map=LEGENDS.get(colour, LEGENDS[VIEWS[0]]))
+def recolour(step, history, colour):
+    """The toggle changed: the token box shows the colouring's view of the step on show and its legend (the runs'
+    and replay's outputs stay plain token lists, the shape API clients read)."""
+    colour = colour if colour in VIEWS else VIEWS[0]
+    return gr.update(value=replay(step, history, colour) if history else None, color_map=LEGENDS[colour])
 
 
 def views(pipe, state) -> dict:
@@ -105,9 +107,9 @@ def caption(pipe, image, steps, length, sampler, seed, pace=0, template="", colo
         seconds += secs
         history.append(views(pipe, state))
         status = f"step {state.step + 1}/{state.num_steps}"
-        yield shown(history[-1][colour], colour), pipe.decode_text(state)[0], gr.Slider(visible=False), history, status
+        yield history[-1][colour], pipe.decode_text(state)[0], gr.Slider(visible=False), history, status
     text, stats = pipe.decode_text(state)[0], text_stats(pipe, state, seconds)
-    yield shown(history[-1][colour], colour), text, replay_control(len(history)), history, stats
+    yield history[-1][colour], text, replay_control(len(history)), history, stats
 
 
 def replay_control(shown: int) -> gr.Slider:
@@ -120,11 +122,10 @@ def replay_control(shown: int) -> gr.Slider:
 
 def replay(step, history, colour=VIEWS[0]):
     """The tokens as they were after replay step ``step`` (the last one when the slider is hidden)."""
-    colour = colour if colour in VIEWS else VIEWS[0]
     if not history:
-        return gr.update(color_map=LEGENDS[colour])
+        return gr.HighlightedText()
     step = len(history) if step is None else int(step)
-    return shown(history[max(0, min(len(history), step)) - 1][colour], colour)
+    return history[max(0, min(len(history), step)) - 1][colour if colour in VIEWS else VIEWS[0]]
 
 
 @on_gpu
@@ -145,9 +146,9 @@ def chat(pipe, image, message, history, steps, sampler, seed, pace=0, colour=VIE
         view = token_view(pipe, state, colour=colour)
         answer = " ".join(t.strip() for t, label in view if label != "given" and t.strip() != END_GLYPH)
         history[-1] = {"role": "assistant", "content": answer}
-        yield history, shown(view, colour), "", f"step {state.step + 1}/{state.num_steps}"
+        yield history, view, "", f"step {state.step + 1}/{state.num_steps}"
     history[-1] = {"role": "assistant", "content": pipe.decode_text(state)[0] or "(no answer)"}
-    yield history, shown(view, colour), "", text_stats(pipe, state, seconds)
+    yield history, view, "", text_stats(pipe, state, seconds)
 
 
 def fresh_scene():
@@ -196,7 +197,7 @@ def caption_tab(pipe: DualDiffusionPipeline, domain: Domain) -> None:
     event = go.click(partial(caption, pipe), [image, steps, length, sampler, seed, pace, template, colour],
                      [tokens, text, replay_slider, history, status], api_name="caption", **HEAVY)
     replay_slider.change(replay, [replay_slider, history, colour], [tokens], queue=False)
-    colour.change(replay, [replay_slider, history, colour], [tokens], queue=False, api_name=False)
+    colour.change(recolour, [replay_slider, history, colour], [tokens], queue=False, api_name=False)
     # cancel first, then say where it stopped: an update still in flight cannot overwrite the message
     stop.click(None, None, None, cancels=[event], queue=False).then(stopped, status, status, queue=False)
 
@@ -239,3 +240,6 @@ def chat_tab(pipe: DualDiffusionPipeline, domain: Domain) -> None:
     stop.click(None, None, None, cancels=[ask_event, submit_event], queue=False).then(stopped, status, status,
                                                                                         queue=False)
     clear.click(lambda: ([], None, "", ""), None, [chatbot, tokens, question, status], queue=False)
+    # the next answer is coloured the new way; the legend changes now
+    colour.change(lambda c: gr.update(color_map=LEGENDS.get(c, LEGENDS[VIEWS[0]])), colour, tokens, queue=False,
+                  api_name=False)

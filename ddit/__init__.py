@@ -1,4 +1,5 @@
-"""ddit: Dual Diffusion (D-DiT) — one transformer for text-to-image, captioning and VQA, by diffusion only.
+"""ddit: Dual Diffusion (D-DiT) — one transformer for text-to-image, captioning and VQA, by diffusion only; and what
+only a dual diffusion model can do: in-painting, in-filling, revisable text and scoring with its own likelihoods.
 
 The public names load on first use (PEP 562), so ``ddit --help`` and other light uses never import torch.
 """

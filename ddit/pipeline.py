@@ -1,11 +1,13 @@
-"""``DualDiffusionPipeline``: text-to-image, captioning and VQA with one D-DiT (diffusers-style).
+"""``DualDiffusionPipeline``: text-to-image, in-painting, captioning, in-filling, VQA and scoring with one D-DiT
+(diffusers-style).
 
 The pipeline holds the components and the model's saved defaults; each task lives in its own module of
 ``ddit.tasks`` (its options, checks and loop), and the pipeline exposes it as a step iterator (``iter_generate``,
-``iter_caption``, ``iter_answer``) that yields the state after every denoising step, and a one-call method
-(``__call__``, ``caption``, ``answer``) that runs it to the end. The CLI and the app only consume them. Options are
-passed by keyword; unset ones take the model's ``task_defaults``. Glossary: b - batch, c - latent channels, h, w -
-latent size, l - text tokens.
+``iter_caption``, ``iter_answer``, ``iter_infill``, ``iter_inpaint``) that yields the state after every denoising
+step, and a one-call method (``__call__``, ``caption``, ``answer``, ``infill``, ``inpaint``) that runs it to the end;
+scoring is one call (``score_texts``, ``score_images``). The CLI and the app only consume them. Options are passed by
+keyword; unset ones take the model's ``task_defaults``. Glossary: b - batch, c - latent channels, h, w - latent
+size, l - text tokens.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class DualDiffusionTextOutput(BaseOutput):
 
 
 class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
-    """One D-DiT for text-to-image, image captioning and visual question answering.
+    """One D-DiT for text-to-image, in-painting, image captioning, in-filling, visual question answering and scoring.
 
     Components: ``transformer`` (:class:`DualDiffusionTransformer`), ``vae`` (``AutoencoderKL``),
     ``text_encoder`` (a bidirectional transformers encoder), ``tokenizer`` (with a mask token), and

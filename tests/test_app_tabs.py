@@ -101,9 +101,7 @@ def test_score_ranks_captions_and_images_best_first(pipe, scene, tmp_path):
 
 def test_the_caption_tab_fills_a_template_and_marks_its_words_given(pipe, scene):
     updates = list(app_text.caption(pipe, scene, 4, 6, "confidence", 0, 0, "a _ red _"))
-    update, text, _, history, status = updates[-1]
-    tokens = update["value"]
-    assert set(update["color_map"]) == set(app_text.LEGENDS["confidence"])  # the legend of the colouring shown
+    tokens, text, _, history, status = updates[-1]
     words = text.split()
     assert len(words) == 4 and words[0] == "a" and words[2] == "red"
     given = [t.strip() for t, label in tokens if label == "given"]
@@ -125,9 +123,11 @@ def test_tokens_are_coloured_by_the_confidence_they_were_committed_with(pipe):
     assert by_step == ["given", "new", None, None, "masked"]
     assert set(by_confidence) - {None} <= set(app_text.LEGENDS["confidence"])  # each label is in its legend
     assert set(by_step) - {None} <= set(app_text.LEGENDS["new this step"])
-    replayed = app_text.replay(1, [app_text.views(pipe, state)], "new this step")
-    assert replayed["value"] == app_text.token_view(pipe, state, colour="new this step")
-    assert "new" in replayed["color_map"] and "sure (p ≥ 0.9)" not in replayed["color_map"]
+    history = [app_text.views(pipe, state)]
+    assert app_text.replay(1, history, "new this step") == app_text.token_view(pipe, state, colour="new this step")
+    toggled = app_text.recolour(1, history, "new this step")  # the toggle: the view and its own legend
+    assert toggled["value"] == app_text.token_view(pipe, state, colour="new this step")
+    assert "new" in toggled["color_map"] and "sure (p ≥ 0.9)" not in toggled["color_map"]
 
 
 def test_a_released_layout_model_gets_no_shapes_world_helpers(tmp_path):
