@@ -85,34 +85,39 @@ def test_each_tab_in_a_real_browser(url, tmp_path):
         bot = page.locator("[data-testid='bot']")
         assert bot.count() >= 1 and bot.last.inner_text().strip()
 
-        # Edit: a drawn scene, a brush stroke across it, Repaint; the run ends with its stats and the mask
-        page.get_by_role("tab", name="Edit").click()
-        page.get_by_role("button", name="Draw a new scene to edit").click()
-        panel = page.locator("[role=tabpanel]:visible")
-        expect(panel.get_by_text("drawn: ")).to_be_visible(timeout=30_000)
-        canvas = panel.locator("canvas").first.bounding_box()
-        x, y = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
-        page.mouse.move(x - 50, y - 50)
-        page.mouse.down()
-        page.mouse.move(x + 50, y + 50, steps=10)
-        page.mouse.up()
-        page.get_by_role("button", name="Repaint").click()
-        expect(panel.get_by_text(re.compile(r"^done: \d+ steps"))).to_be_visible(timeout=60_000)
-        page.screenshot(path=str(shots / "edit.png"), full_page=True)
-
-        # Score: an example image, three captions, ranked best first
-        page.get_by_role("tab", name="Score").click()
-        panel = page.locator("[role=tabpanel]:visible")
-        panel.locator("input[type=file]").first.set_input_files(str(example))
-        panel.get_by_label("Captions, one per line").fill("a large red circle at the top left\n"
-                                                          "a small blue square in the center\na green triangle")
-        page.get_by_role("button", name="Rank captions").click()
-        expect(panel.get_by_text("done: 3 candidates")).to_be_visible(timeout=60_000)
-        page.screenshot(path=str(shots / "score.png"), full_page=True)
-        assert not page.get_by_text("Error", exact=True).count()
+        edit_and_score(page, shots, example)
         browser.close()
     for name in ("generate.png", "caption.png", "chat.png", "edit.png", "score.png"):
         assert (shots / name).stat().st_size > 10_000
+
+
+def edit_and_score(page, shots: Path, example: Path) -> None:
+    """The Edit and Score tabs of the journey, each ending with a screenshot."""
+    # Edit: a drawn scene, a brush stroke across it, Repaint; the run ends with its stats and the mask
+    page.get_by_role("tab", name="Edit").click()
+    page.get_by_role("button", name="Draw a new scene to edit").click()
+    panel = page.locator("[role=tabpanel]:visible")
+    expect(panel.get_by_text("drawn: ")).to_be_visible(timeout=30_000)
+    canvas = panel.locator("canvas").first.bounding_box()
+    x, y = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    page.mouse.move(x - 50, y - 50)
+    page.mouse.down()
+    page.mouse.move(x + 50, y + 50, steps=10)
+    page.mouse.up()
+    page.get_by_role("button", name="Repaint").click()
+    expect(panel.get_by_text(re.compile(r"^done: \d+ steps"))).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(shots / "edit.png"), full_page=True)
+
+    # Score: an example image, three captions, ranked best first
+    page.get_by_role("tab", name="Score").click()
+    panel = page.locator("[role=tabpanel]:visible")
+    panel.locator("input[type=file]").first.set_input_files(str(example))
+    panel.get_by_label("Captions, one per line").fill("a large red circle at the top left\n"
+                                                      "a small blue square in the center\na green triangle")
+    page.get_by_role("button", name="Rank captions").click()
+    expect(panel.get_by_text("done: 3 candidates")).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(shots / "score.png"), full_page=True)
+    assert not page.get_by_text("Error", exact=True).count()
 
 
 def _browser_page(p):
