@@ -29,8 +29,10 @@ MIN_SIDE = 8  # smaller inputs hold too few pixels to show anything: refused, no
 MAX_PIXELS = 8192 * 8192  # larger inputs are refused unread: decoding them would take gigabytes
 
 
-def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
-    """Return ``image`` as an RGB PIL image, applying the conversions listed in the module docstring.
+def load_image(image: "Image.Image | str | Path | np.ndarray",
+               background: tuple[int, int, int] | None = None) -> Image.Image:
+    """Return ``image`` as an RGB PIL image, applying the conversions listed in the module docstring; transparency
+    is composited on ``background`` (default white; an in-painting mask uses black: transparent = keep).
 
     ``info["original_size"]`` of the result is the size it had as given (kept when an image is loaded twice).
     """
@@ -65,7 +67,7 @@ def load_image(image: "Image.Image | str | Path | np.ndarray") -> Image.Image:
         logger.warning("Image of %dx%d shrunk to at most %d px per side.", *image.size, MAX_SIDE)
         image = image.copy()
         image.thumbnail((MAX_SIDE, MAX_SIDE))
-    image = to_rgb(image)
+    image = to_rgb(image, background or WHITE)
     image.info["original_size"] = original_size
     return image
 

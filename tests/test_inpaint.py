@@ -126,3 +126,13 @@ def test_cli_inpaints_an_image(tiny_folder, tmp_path, image, capsys):
     assert cli_main(["inpaint", "--model", str(tiny_folder), str(image_path), str(mask_path), PROMPT,
                      "--strength", "2"]) == 2
     assert "strength" in capsys.readouterr().err
+
+
+def test_a_transparent_mask_background_is_kept(pipe, image):
+    """A mask drawn as strokes on a transparent layer (an editor's export): transparent = keep, opaque = repaint."""
+    layer = np.zeros((16, 16, 4), np.uint8)
+    layer[:, :8] = (255, 255, 255, 255)
+    latents = pipe.inpaint(image, Image.fromarray(layer), PROMPT, generator=gen(7), output_type="latent").images
+    given = given_latents(pipe, image)
+    assert torch.equal(latents[..., 4:], given[..., 4:])
+    assert (latents[..., :4] - given[..., :4]).abs().mean() > 0.1

@@ -1,7 +1,7 @@
 """In-painting and image-to-image: repaint the masked part of a given image to fit a prompt, keep the rest
 (docs/design.md §2.10). Glossary: b - batch, c - latent channels, h, w - latent size, H, W - pixels.
 
-The mask follows diffusers: white (> 127 in grey) = repaint, black = keep. It is read at the image's size and
+The mask follows diffusers: white (> 127 in grey) = repaint, black (or transparent) = keep. It is read at the image's size and
 brought to latent resolution by a max over each latent cell (dilated, never shrunk: a latent cell any repainted
 pixel falls in is repainted). The kept latents follow the given image's noising path at every step
 (``ddit.image_sampling.Known``); after decoding, the kept pixels are the given image's own (``paste_kept``).
@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from ..checks import check_strength
 from .base import Model
 from .generate import GenerateOptions, check_prompts, check_size
-from .text import load_images
+from .text import as_list, load_images
 
 
 @dataclass
@@ -53,7 +53,10 @@ def prepare(model: Model, image, mask_image, rows: int, options: InpaintOptions)
 
     if image is None or mask_image is None:
         raise ValueError("In-painting needs an `image` and a `mask_image` (white = repaint).")
-    images, masks = load_images(image), load_images(mask_image)
+    from ..image_inputs import load_image
+
+    images = load_images(image)
+    masks = [load_image(m, background=(0, 0, 0)) for m in as_list(mask_image, "mask_image")]  # transparent: keep
     for name, items in (("image", images), ("mask_image", masks)):
         if len(items) not in (1, rows):
             raise ValueError(f"Got {len(items)} {name}s for {rows} prompts; give one, or one per prompt.")
