@@ -40,6 +40,7 @@ def test_the_folder_is_in_the_released_layout_sharded(tmp_path):
     assert load["tokens"] == rb.SMALL.sp_pieces + rb.SMALL.extra_ids and load["mask_token_id"] == load["tokens"] - 1
 
 
+@pytest.mark.slow  # child processes build, open and time a folder: ~10 s
 def test_small_run_end_to_end(tmp_path):
     folder, out = tmp_path / "model", tmp_path / "report.json"
     report = rs.main(["--small", "--folder", str(folder), "--out", str(out)])
