@@ -84,7 +84,7 @@ def editor_parts(value) -> tuple[Image.Image, Image.Image]:
         alpha = np.asarray(Image.fromarray(np.asarray(layer)).convert("RGBA").resize(background.size))[..., 3]
         painted |= alpha > 0
     if not painted.any():
-        raise user_error("Paint over the part of the image to change first (the brush; white = repainted).")
+        raise user_error("Paint over the part of the image to change first, with the brush (painted = repainted).")
     return background, Image.fromarray(np.where(painted, 255, 0).astype(np.uint8))
 
 
@@ -111,10 +111,11 @@ def edit(pipe, editor, prompt, steps, guidance, strength, seed):
 
 
 def fresh_canvas():
-    """A new random Shapes-World scene to edit, shown at 4x with square pixels, and its true caption."""
+    """A new random Shapes-World scene to edit (at the model's size: the editor zooms in, and what is kept is kept
+    pixel for pixel), and its true caption."""
     rng = np.random.default_rng()
     scene = sw.sample_scene(rng)
-    image = upscale(sw.render(scene, rng))
+    image = sw.render(scene, rng)
     return {"background": image, "layers": [], "composite": image}, sw.caption(scene), f"drawn: {sw.caption(scene)}"
 
 
@@ -169,7 +170,8 @@ def edit_tab(pipe: DualDiffusionPipeline, domain: Domain) -> None:
         with gr.Column():
             editor = gr.ImageEditor(label="Image: paint what should change", type="numpy", image_mode="RGBA",
                                     height=VIEW_SIDE + 120, canvas_size=(VIEW_SIDE, VIEW_SIDE),
-                                    brush=gr.Brush(default_size=VIEW_SIDE // 8, colors=[(BRUSH, 0.6)],
+                                    brush=gr.Brush(default_size=max(4, (pipe.defaults.resolution or 64) // 8),
+                                                   colors=[(BRUSH, 0.6)],
                                                    color_mode="fixed"),
                                     transforms=(), layers=False, sources=("upload", "clipboard"))
             gr.Markdown(EDIT_HELP)

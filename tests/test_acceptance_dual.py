@@ -19,7 +19,7 @@ from gradio_client import handle_file  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the bundled model behind a real server
 server, client = base.server, base.client  # the same fixtures, a server of this module's own
-SIDE = 256  # the editor shows scenes at 4x
+SIDE = 256  # a person's upload, larger than the model's 64 px
 
 
 def edit_inputs(tmp_path, scene: sw.Scene, index: int, rng: np.random.Generator, name: str) -> dict:
@@ -75,7 +75,7 @@ def test_edit_controls_at_their_extremes(client, tmp_path, controls):
 def test_draw_a_scene_to_edit_fills_the_editor_and_the_prompt(client):
     editor, prompt, drawn = client.predict(api_name="/fresh_canvas")
     assert drawn == f"drawn: {prompt}" and prompt.startswith("a ")
-    assert Image.open(editor["background"]).size == (SIDE, SIDE)
+    assert Image.open(editor["background"]).size == (sw.IMAGE_SIZE, sw.IMAGE_SIZE)  # the model's own size
 
 
 @pytest.mark.parametrize("controls, message", [

@@ -98,12 +98,14 @@ def edit_and_score(page, shots: Path, example: Path) -> None:
     page.get_by_role("button", name="Draw a new scene to edit").click()
     panel = page.locator("[role=tabpanel]:visible")
     expect(panel.get_by_text("drawn: ")).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(3000)  # the editor takes the new scene in after the caption shows; strokes before are lost
     canvas = panel.locator("canvas").first.bounding_box()
     x, y = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
     page.mouse.move(x - 50, y - 50)
     page.mouse.down()
     page.mouse.move(x + 50, y + 50, steps=10)
     page.mouse.up()
+    page.wait_for_timeout(1500)  # the editor hands its layers to the page after the stroke, as a person's pause does
     page.get_by_role("button", name="Repaint").click()
     expect(panel.get_by_text(re.compile(r"^done: \d+ steps"))).to_be_visible(timeout=60_000)
     page.screenshot(path=str(shots / "edit.png"), full_page=True)
