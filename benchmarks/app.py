@@ -177,7 +177,8 @@ def main() -> None:
     seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     tabs = {"generate": (lambda: pipe.iter_generate(args.prompt, generator=seeded()),
                          lambda s: pipe.decode_preview(s.pred_clean)),
-            "caption": (lambda: pipe.iter_caption(args.image, generator=seeded()), lambda s: app_text.token_view(pipe, s)),
+            "caption": (lambda: pipe.iter_caption(args.image, generator=seeded()),
+                        lambda s: app_text.token_view(pipe, s)),
             "ask": (lambda: pipe.iter_answer(args.image, args.question, generator=seeded()),
                     lambda s: app_text.token_view(pipe, s))}
     print(f"time_to_ready: {ready_s:.2f} s   peak_rss: {peak_mb:.0f} MB (target <= 1536)")

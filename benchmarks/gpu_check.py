@@ -22,7 +22,6 @@ is reported in one line and the rest still runs, so one run gives every number i
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -270,12 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "command": "python benchmarks/gpu_check.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     measure(args, report)
-    report["markdown"] = markdown(report)
-    print("\n" + report["markdown"])
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        print(f"\nwrote {args.out}")
-    return report
+    return rt.publish(report, markdown(report), args.out)
 
 
 if __name__ == "__main__":

@@ -369,12 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(answer_once(Path(args.folder), args.device, args.resolution)))
         return {}
     report = json.loads(Path(args.from_json).read_text()) if args.from_json else run(args, argv)
-    report["markdown"] = markdown(summarise(report))
-    print("\n" + report["markdown"])
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        print(f"\nwrote {args.out}")
-    return report
+    return rt.publish(report, markdown(summarise(report)), args.out)
 
 
 if __name__ == "__main__":

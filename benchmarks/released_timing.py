@@ -8,6 +8,7 @@ interval, the confidence sampler with early stop).
 
 from __future__ import annotations
 
+import json
 import resource
 import threading
 import time
@@ -64,6 +65,16 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_bytes())
+
+
+def publish(report: dict, text: str, out: str | None) -> dict:
+    """Print a benchmark's Markdown ``text``, keep it in ``report`` and write the report as JSON to ``out``."""
+    report["markdown"] = text
+    print("\n" + text)
+    if out:
+        Path(out).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"\nwrote {out}")
+    return report
 
 
 def gib(n_bytes: float) -> float:

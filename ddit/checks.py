@@ -67,6 +67,15 @@ def check_strength(strength) -> float:
     return float(strength)
 
 
+def steps_run(steps: int, strength: float) -> int:
+    """How many of ``steps`` a ``strength`` runs (diffusers' image-to-image rule: the last floor(N s)); a
+    ``ValueError`` when that is none."""
+    run = min(int(steps * strength), steps)
+    if run < 1:
+        raise ValueError(f"`strength` {strength:g} of {steps} steps leaves no step to run; raise either.")
+    return run
+
+
 def seeded_generator(seed) -> "torch.Generator":
     """A CPU generator for a user's seed: a whole number in SEED_RANGE."""
     import torch  # here: the checks themselves need no torch (``ddit --help`` reads the task options)

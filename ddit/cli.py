@@ -130,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .checks import seeded_generator
     from .image_inputs import input_notes, load_image
-    from .pipeline import DualDiffusionPipeline
 
     if args.command == "save-tiny":
         from .presets import build_tiny_pipeline
@@ -146,10 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "score":
         return _score(args, [load_image(path) for path in args.images], generator)
     image = None if args.command == "generate" else load_image(args.image)
-    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device,
-                                                 torch_dtype=parse_dtype(args.dtype))
-    if args.lora:
-        pipe.load_lora_weights(args.lora)
+    pipe = _load(args)
     if args.command != "generate":
         for note in input_notes(image, pipe.resolution):
             print(f"note: {note}", file=sys.stderr)
@@ -172,15 +168,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inpaint(args: argparse.Namespace, image, mask, generator) -> int:
-    """``ddit inpaint``: the repainted image, saved."""
+def _load(args: argparse.Namespace):
+    """The pipeline a command runs: ``--model`` on ``--device`` in ``--dtype``, with ``--lora`` loaded onto it."""
     from .pipeline import DualDiffusionPipeline
 
-    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device,
-                                                 torch_dtype=parse_dtype(args.dtype))
+    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device, torch_dtype=parse_dtype(args.dtype))
     if args.lora:
         pipe.load_lora_weights(args.lora)
-    out = pipe.inpaint(image, mask, args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance,
+    return pipe
+
+
+def _inpaint(args: argparse.Namespace, image, mask, generator) -> int:
+    """``ddit inpaint``: the repainted image, saved."""
+    out = _load(args).inpaint(image, mask, args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance,
                        strength=args.strength, generator=generator)
     out.images[0].save(args.output)
     print(f"saved {args.output}")
@@ -189,14 +189,9 @@ def _inpaint(args: argparse.Namespace, image, mask, generator) -> int:
 
 def _score(args: argparse.Namespace, images: list, generator) -> int:
     """``ddit score``: the candidates with their scores, best first."""
-    from .pipeline import DualDiffusionPipeline
-
     if args.texts and len(images) != 1:
         raise ValueError(f"--texts scores texts against one image; got {len(images)} images")
-    pipe = DualDiffusionPipeline.from_pretrained(args.model, device=args.device,
-                                                 torch_dtype=parse_dtype(args.dtype))
-    if args.lora:
-        pipe.load_lora_weights(args.lora)
+    pipe = _load(args)
     if args.texts:
         out, names = pipe.score_texts(images[0], args.texts, num_samples=args.samples, generator=generator), args.texts
     else:

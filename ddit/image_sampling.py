@@ -22,6 +22,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
+from .checks import steps_run
 from .flow_matching import classifier_free_guidance, predicted_clean
 
 # solver name -> (scheduler class, its options for flow matching, the option that holds the timestep shift)
@@ -66,10 +67,7 @@ def set_timesteps(scheduler, steps: int, strength: float, device) -> int:
     """Set ``steps`` timesteps, of which the last ``strength`` share is run (diffusers' image-to-image rule); the
     index of the first one run. Raises ``ValueError`` when no step is left."""
     scheduler.set_timesteps(steps, device=device)
-    run = min(int(steps * strength), steps)
-    if run < 1:
-        raise ValueError(f"`strength` {strength} of {steps} steps leaves no step to run; raise either.")
-    begin = (steps - run) * scheduler.order
+    begin = (steps - steps_run(steps, strength)) * scheduler.order
     if begin:
         scheduler.set_begin_index(begin)
     return begin

@@ -118,6 +118,12 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
                      max_text_positions=getattr(self.text_encoder.config, "max_position_embeddings", None),
                      stopped=lambda: self._interrupt)
 
+    def _step_callback(self, callback_on_step_end: Callable | None) -> Callable | None:
+        """diffusers' ``callback_on_step_end(pipe, i, t, tensors)`` as the image loop calls it, ``(i, t, tensors)``."""
+        if callback_on_step_end is None:
+            return None
+        return lambda i, t, tensors: callback_on_step_end(self, i, t, tensors)
+
     @torch.no_grad()
     def encode_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Text-encoder states (b, l, d) for token ids (b, l); no attention mask (the encoder is bidirectional)."""
@@ -172,12 +178,9 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         model's. ``callback_on_step_end(pipe, i, t, {"latents": ...})`` may return ``{"latents": new}``.
         """
         chosen = self.defaults.generate.merged(**options)
-        callback = None
-        if callback_on_step_end is not None:
-            def callback(i, t, tensors):
-                return callback_on_step_end(self, i, t, tensors)
         return generate_steps(self._model(), prompt, negative_prompt, chosen, generator=generator, latents=latents,
-                              callback=callback, callback_inputs=tuple(callback_on_step_end_tensor_inputs))
+                              callback=self._step_callback(callback_on_step_end),
+                              callback_inputs=tuple(callback_on_step_end_tensor_inputs))
 
     def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None, *,
                  generator: torch.Generator | None = None, output_type: str = "pil", return_dict: bool = True,
@@ -202,12 +205,9 @@ class DualDiffusionPipeline(DiffusionPipeline, LoraMixin):
         chosen = InpaintOptions(**self.defaults.generate.to_dict()).merged(**options)
         model = self._model()
         prompts, negatives, inputs = check_inputs(model, image, mask_image, prompt, negative_prompt, chosen)
-        callback = None
-        if callback_on_step_end is not None:
-            def callback(i, t, tensors):
-                return callback_on_step_end(self, i, t, tensors)
         return inpaint_steps(model, inputs, prompts, negatives, chosen, generator=generator, latents=latents,
-                             callback=callback, callback_inputs=tuple(callback_on_step_end_tensor_inputs))
+                             callback=self._step_callback(callback_on_step_end),
+                             callback_inputs=tuple(callback_on_step_end_tensor_inputs))
 
     @torch.no_grad()
     def decode_inpainted(self, latents: torch.Tensor, image, mask_image, output_type: str = "pil",

@@ -57,9 +57,10 @@ class TextOptions(TaskOptions):
 
     ``sampler``: ``"ancestral"`` (the paper's), ``"confidence"`` (most confident first) or ``"remask"`` (as
     confidence, and committed tokens can be revised: each step sends the least confident of them back to the mask,
-    ``ddit.text_scheduler``). ``threshold`` (confidence samplers) also commits every token at least this sure and ends a block once nothing
-    in it is masked; ``block_length`` decodes the slot left to right in blocks; ``max_new_tokens`` (with a block
-    length) appends blocks until the text ends; ``eos_early_stop`` ends once every row has ended.
+    ``ddit.text_scheduler``). ``threshold`` (confidence samplers) also commits every token at least this sure and
+    ends a block once nothing in it is masked; ``block_length`` decodes the slot left to right in blocks;
+    ``max_new_tokens`` (with a block length) appends blocks until the text ends; ``eos_early_stop`` ends once every
+    row has ended.
     """
 
     num_inference_steps: int = 128

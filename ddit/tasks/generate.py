@@ -63,6 +63,19 @@ def check_size(model: Model, height: int, width: int) -> None:
         raise ValueError(f"`height`/`width` can be at most {max_side} for this model.")
 
 
+def check_callback_inputs(callback_inputs) -> None:
+    """Refuse a step callback's tensor names other than ``latents`` and ``pred_clean``."""
+    unknown = set(callback_inputs) - {"latents", "pred_clean"}
+    if unknown:
+        raise ValueError(f"callback_on_step_end_tensor_inputs may name latents and pred_clean, not {unknown}.")
+
+
+def prompt_context(model: Model, prompts: list[str], negatives: list[str], options: GenerateOptions):
+    """The encoder states an image loop reads: the negative prompts' before the prompts' when guided (2b rows)."""
+    guided = options.guidance_scale != 1.0
+    return model.encode_prompt(negatives + prompts if guided else prompts, options.max_sequence_length)
+
+
 def generate_steps(model: Model, prompt, negative_prompt, options: GenerateOptions, generator=None, latents=None,
                    callback: Callable | None = None, callback_inputs: tuple[str, ...] = ("latents",)) -> Iterator:
     """Validate now; return the ``ImageStep`` iterator, one state per transformer call of ``model.scheduler`` (one per
@@ -76,11 +89,8 @@ def generate_steps(model: Model, prompt, negative_prompt, options: GenerateOptio
     prompts, negatives = check_prompts(model, prompt, negative_prompt, options)
     height, width = options.height or model.resolution, options.width or model.resolution
     check_size(model, height, width)
-    unknown = set(callback_inputs) - {"latents", "pred_clean"}
-    if unknown:
-        raise ValueError(f"callback_on_step_end_tensor_inputs may name latents and pred_clean, not {unknown}.")
-    guided = options.guidance_scale != 1.0
-    context = model.encode_prompt(negatives + prompts if guided else prompts, options.max_sequence_length)
+    check_callback_inputs(callback_inputs)
+    context = prompt_context(model, prompts, negatives, options)
     shape = (len(prompts), model.transformer.config.in_channels, height // model.vae_scale_factor,
              width // model.vae_scale_factor)
     if latents is None:

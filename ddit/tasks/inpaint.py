@@ -1,9 +1,9 @@
 """In-painting and image-to-image: repaint the masked part of a given image to fit a prompt, keep the rest
 (docs/design.md §2.10). Glossary: b - batch, c - latent channels, h, w - latent size, H, W - pixels.
 
-The mask follows diffusers: white (> 127 in grey) = repaint, black (or transparent) = keep. It is read at the image's size and
-brought to latent resolution by a max over each latent cell (dilated, never shrunk: a latent cell any repainted
-pixel falls in is repainted). The kept latents follow the given image's noising path at every step
+The mask follows diffusers: white (> 127 in grey) = repaint, black (or transparent) = keep. It is read at the
+image's size and brought to latent resolution by a max over each latent cell (dilated, never shrunk: a latent cell
+any repainted pixel falls in is repainted). The kept latents follow the given image's noising path at every step
 (``ddit.image_sampling.Known``); after decoding, the kept pixels are the given image's own (``paste_kept``).
 """
 
@@ -13,9 +13,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from ..checks import check_strength
+from ..checks import check_strength, steps_run
 from .base import Model
-from .generate import GenerateOptions, check_prompts, check_size
+from .generate import GenerateOptions, check_callback_inputs, check_prompts, check_size, prompt_context
 from .text import as_list, load_images
 
 
@@ -29,9 +29,7 @@ class InpaintOptions(GenerateOptions):
 
     def checked(self):
         checked = dataclasses.replace(GenerateOptions.checked(self), strength=check_strength(self.strength))
-        if int(checked.num_inference_steps * checked.strength) < 1:  # diffusers' rule: the last floor(N s) steps run
-            raise ValueError(f"`strength` {checked.strength:g} of {checked.num_inference_steps} steps leaves no step "
-                             "to run; raise either.")
+        steps_run(checked.num_inference_steps, checked.strength)  # refused now, not at the first step
         return checked
 
 
@@ -94,15 +92,12 @@ def inpaint_steps(model: Model, inputs: InpaintInputs, prompts: list[str], negat
 
     from ..image_sampling import Known, image_steps
 
-    unknown = set(callback_inputs) - {"latents", "pred_clean"}
-    if unknown:
-        raise ValueError(f"callback_on_step_end_tensor_inputs may name latents and pred_clean, not {unknown}.")
+    check_callback_inputs(callback_inputs)
     given = model.encode_image(inputs.images, inputs.height, inputs.width).float()
     keep = latent_keep(inputs.masks, model.vae_scale_factor).to(given.device)
     if latents is None:
         latents = randn_tensor(given.shape, generator=generator, device=model.device, dtype=torch.float32)
-    guided = options.guidance_scale != 1.0
-    context = model.encode_prompt(negatives + prompts if guided else prompts, options.max_sequence_length)
+    context = prompt_context(model, prompts, negatives, options)
     known = Known(latents=given, keep=keep, noise=latents)
     return image_steps(model, context, latents, options.num_inference_steps, options.guidance_scale,
                        options.guidance_interval, callback, tuple(callback_inputs), known=known,
